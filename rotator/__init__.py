@@ -1,0 +1,3 @@
+"""bybit-key-rotator: keeps Bybit API keys from ever expiring."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,45 @@
+"""The `rotator` command. Each subcommand lives in its own module and is loaded on first use.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config (click's own usage errors are 2 too).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from rotator import __version__
+
+# name -> "module:attribute". A module is imported only when its command runs (or --help lists it
+# and asks for its short help), so `rotator --version` stays fast and a broken optional dependency
+# of one command cannot break the others.
+COMMANDS: dict[str, str] = {
+    "check": "rotator.cli.check:command",
+    "simulate": "rotator.cli.simulate:command",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rotator")
+def cli() -> None:
+    """Keeps Bybit API keys from ever expiring: rotates them ahead of time through Vault."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="rotator", standalone_mode=True))

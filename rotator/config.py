@@ -1,0 +1,613 @@
+"""The config file: one TOML file parsed into frozen, validated objects.
+
+No secret ever lives in the file: Vault tokens, AppRole secret-ids and webhook URLs come from files
+(systemd credentials, Kubernetes mounts) or environment variables, named here by `*_file`/`*_env`.
+
+`load(path)` raises `ConfigError` whose message names the file, the line where it can be found,
+the key path (`keys[2].permissions.Spot`), what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from rotator.durations import parse_duration
+from rotator.errors import ConfigError
+from rotator.model import KeySpec, Permissions, normalize_permissions
+
+DEFAULT_CONFIG_PATH = Path("/etc/rotator/rotator.toml")
+CONFIG_ENV = "ROTATOR_CONFIG"
+MAX_IPS_PER_KEY = 30
+MAX_KEYS_PER_ACCOUNT = 20
+
+# Permissions a sub-account key may hold, exactly as Bybit names them (reference §3.5, §3.9, §4).
+SUB_KEY_PERMISSIONS: dict[str, frozenset[str]] = {
+    "ContractTrade": frozenset({"Order", "Position"}),
+    "Spot": frozenset({"SpotTrade"}),
+    "Wallet": frozenset({"AccountTransfer", "SubMemberTransferList"}),
+    "Options": frozenset({"OptionsTrade"}),
+    "Derivatives": frozenset({"DerivativesTrade"}),
+    "Exchange": frozenset({"ExchangeHistory"}),
+    "Earn": frozenset({"Earn"}),
+}
+
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9_.-]{0,62}[a-z0-9])?$")
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError("write durations as text with a unit, like \"14d\", \"24h\" or \"90s\"")
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            "use 1-64 lower-case letters, digits, '-', '_' or '.', starting and ending with a "
+            "letter or digit (names become Vault paths and metric labels)"
+        )
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+PositiveDuration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
+Name = Annotated[str, AfterValidator(_name)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+def _vault_path(value: str) -> str:
+    cleaned = value.strip("/")
+    if not cleaned or "//" in cleaned or ".." in cleaned.split("/"):
+        raise ValueError("write a Vault path relative to the KV mount, like \"rotator/keys/bot1\"")
+    return cleaned
+
+
+VaultPath = Annotated[str, AfterValidator(_vault_path)]
+
+
+class BybitConfig(_Model):
+    base_url: str | None = None
+    """Full base URL; overrides `testnet`. Default https://api.bybit.com (testnet: api-testnet)."""
+    testnet: bool = False
+    recv_window_ms: int = Field(default=5000, ge=100, le=60_000)
+    timeout: PositiveDuration = timedelta(seconds=10)
+    max_retries: int = Field(default=4, ge=0, le=20)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+(:\d+)?/?$", value):
+            raise ValueError(
+                "write a scheme and host only, like \"https://api.bybit.com\" or "
+                "\"http://127.0.0.1:8080\""
+            )
+        return value.rstrip("/") if value else value
+
+    @property
+    def url(self) -> str:
+        if self.base_url:
+            return self.base_url
+        return "https://api-testnet.bybit.com" if self.testnet else "https://api.bybit.com"
+
+
+class VaultAuthConfig(_Model):
+    method: Literal["token", "approle", "jwt"] = "token"
+    token_file: Path | None = None
+    token_env: str | None = "VAULT_TOKEN"
+    role_id: str | None = None
+    role_id_file: Path | None = None
+    secret_id_file: Path | None = None
+    secret_id_env: str | None = None
+    role: str | None = None
+    jwt_file: Path | None = None
+    mount_point: str | None = None
+    """Auth mount: default `approle` for AppRole, `jwt` for JWT (use `kubernetes` for that auth)."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> VaultAuthConfig:
+        if self.method == "approle":
+            if not (self.role_id or self.role_id_file):
+                raise ValueError("AppRole needs role_id (not secret) or role_id_file")
+            if not (self.secret_id_file or self.secret_id_env):
+                raise ValueError(
+                    "AppRole needs secret_id_file (e.g. a systemd credential: "
+                    "/run/credentials/rotator.service/vault-secret-id) or secret_id_env"
+                )
+        if self.method == "jwt" and not (self.role and self.jwt_file):
+            raise ValueError(
+                "JWT auth needs role and jwt_file (in Kubernetes: "
+                "/var/run/secrets/kubernetes.io/serviceaccount/token)"
+            )
+        return self
+
+
+class VaultConfig(_Model):
+    address: str = "http://127.0.0.1:8200"
+    mount: str = "secret"
+    """KV version 2 mount."""
+    prefix: VaultPath = "rotator"
+    """Every path the rotator writes by default lives under this folder of the mount."""
+    namespace: str | None = None
+    ca_cert: Path | None = None
+    timeout: PositiveDuration = timedelta(seconds=10)
+    auth: VaultAuthConfig = VaultAuthConfig()
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(:\d+)?/?$", value):
+            raise ValueError("write a scheme, host and port, like \"https://vault.example:8200\"")
+        return value.rstrip("/")
+
+
+class PolicyOverrides(_Model):
+    renew_before: PositiveDuration | None = None
+    grace_period: Duration | None = None
+    jitter: Duration | None = None
+
+
+class PolicyConfig(_Model):
+    renew_before: PositiveDuration = timedelta(days=14)
+    """Rotate this long before the key's expiry."""
+    grace_period: Duration = timedelta(hours=24)
+    """Keep the old key alive this long after hand-off (never past its own expiry)."""
+    reconcile_interval: PositiveDuration = timedelta(minutes=10)
+    jitter: Duration = timedelta(hours=6)
+    """Spread renewals of keys created together over up to this long (earlier, never later)."""
+    retry_budget: Duration = timedelta(days=2)
+    """Time reserved for retries before the latest safe moment; less left than this escalates."""
+    key_lifetime: PositiveDuration = timedelta(days=90)
+    """Lifetime of an unbound key when Bybit reports no expiry for it."""
+    password_change_grace: PositiveDuration = timedelta(days=7)
+    """Keys stop working this long after the account's password changes."""
+
+    def merged(self, overrides: PolicyOverrides | None) -> PolicyConfig:
+        if overrides is None:
+            return self
+        changes = {k: v for k, v in overrides.model_dump().items() if v is not None}
+        return self.model_copy(update=changes)
+
+
+class AccountConfig(_Model):
+    name: Name
+    master_key_path: VaultPath | None = None
+    """Vault path of the master key record {api_key, api_secret[, kind]}. Default
+    `<prefix>/accounts/<name>/master`."""
+
+
+class FileHook(_Model):
+    type: Literal["file"]
+    path: Path
+    format: Literal["env", "json"] = "env"
+    mode: Annotated[int, Field(ge=0, le=0o777)] = 0o600
+    owner: str | None = None
+    group: str | None = None
+    api_key_name: str = "BYBIT_API_KEY"
+    api_secret_name: str = "BYBIT_API_SECRET"
+
+    @field_validator("mode")
+    @classmethod
+    def _private(cls, value: int) -> int:
+        if value & 0o007:
+            raise ValueError(
+                "the file holds a secret: other users must get no access (use 0o600 or 0o640)"
+            )
+        return value
+
+
+class CommandHook(_Model):
+    type: Literal["command"]
+    argv: Annotated[list[str], Field(min_length=1)]
+    timeout: PositiveDuration = timedelta(seconds=60)
+
+
+class WebhookHook(_Model):
+    type: Literal["webhook"]
+    url: str | None = None
+    url_env: str | None = None
+    url_file: Path | None = None
+    timeout: PositiveDuration = timedelta(seconds=10)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookHook:
+        if sum(x is not None for x in (self.url, self.url_env, self.url_file)) != 1:
+            raise ValueError("give exactly one of url, url_env or url_file")
+        return self
+
+
+Hook = Annotated[FileHook | CommandHook | WebhookHook, Field(discriminator="type")]
+
+
+class KeyConfig(_Model):
+    name: Name
+    account: Name
+    sub_uid: int = Field(gt=0)
+    read_only: bool = False
+    ips: list[str] = []
+    """Empty: the key is unbound and expires every 90 days (that is why this tool exists)."""
+    permissions: dict[str, list[str]]
+    vault_path: VaultPath | None = None
+    """Where consumers read the key. Default `<prefix>/keys/<name>`."""
+    policy: PolicyOverrides | None = None
+    hooks: list[Hook] = []
+
+    @field_validator("ips")
+    @classmethod
+    def _ips(cls, value: list[str]) -> list[str]:
+        if value == ["*"]:
+            return []
+        if len(value) > MAX_IPS_PER_KEY:
+            raise ValueError(
+                f"{len(value)} IPs given; Bybit binds at most {MAX_IPS_PER_KEY} to one key"
+            )
+        for ip in value:
+            try:
+                ipaddress.ip_network(ip, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{ip!r} is not an IP address; write addresses like \"203.0.113.7\", or "
+                    "leave ips empty for an unbound key"
+                ) from None
+        if len(set(value)) != len(value):
+            raise ValueError("an IP is listed twice")
+        return value
+
+    @field_validator("permissions")
+    @classmethod
+    def _permissions(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not any(value.values()):
+            raise ValueError(
+                "give at least one permission, e.g. { ContractTrade = [\"Order\", \"Position\"] }"
+            )
+        for group, values in value.items():
+            allowed = SUB_KEY_PERMISSIONS.get(group)
+            if allowed is None:
+                raise ValueError(
+                    f"unknown permission group {group!r}; sub-account keys take "
+                    + ", ".join(sorted(SUB_KEY_PERMISSIONS))
+                )
+            for item in values:
+                if item not in allowed:
+                    raise ValueError(
+                        f"unknown permission {group}.{item!r}; {group} takes "
+                        + ", ".join(repr(a) for a in sorted(allowed))
+                    )
+        return value
+
+    def spec(self) -> KeySpec:
+        return KeySpec(
+            sub_uid=self.sub_uid,
+            read_only=self.read_only,
+            permissions=self.normalized_permissions,
+            ips=tuple(self.ips),
+        )
+
+    @property
+    def normalized_permissions(self) -> Permissions:
+        return normalize_permissions(self.permissions)
+
+
+class MetricsConfig(_Model):
+    enabled: bool = True
+    listen: str = "127.0.0.1:9464"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("write host:port, like \"127.0.0.1:9464\" or \"0.0.0.0:9464\"")
+        return value
+
+
+class NotifyChannel(_Model):
+    type: Literal["slack", "discord", "telegram", "webhook"]
+    name: str | None = None
+    url_env: str | None = None
+    url_file: Path | None = None
+    bot_token_env: str | None = None
+    bot_token_file: Path | None = None
+    chat_id: str | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> NotifyChannel:
+        if self.type == "telegram":
+            if not (self.bot_token_env or self.bot_token_file) or not self.chat_id:
+                raise ValueError("telegram needs chat_id and bot_token_file or bot_token_env")
+        elif not (self.url_env or self.url_file):
+            raise ValueError(
+                f"{self.type} needs url_file or url_env (the webhook URL is a secret: it is "
+                "never written in the config)"
+            )
+        return self
+
+
+class NotifyConfig(_Model):
+    channels: list[NotifyChannel] = []
+    min_interval: Duration = timedelta(hours=1)
+    """The same notification (kind + key) is sent at most once per this interval."""
+
+
+class LoggingConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(_Model):
+    bybit: BybitConfig = BybitConfig()
+    vault: VaultConfig = VaultConfig()
+    policy: PolicyConfig = PolicyConfig()
+    accounts: list[AccountConfig] = []
+    keys: list[KeyConfig] = []
+    metrics: MetricsConfig = MetricsConfig()
+    notify: NotifyConfig = NotifyConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        _unique([a.name for a in self.accounts], "accounts", "account")
+        _unique([k.name for k in self.keys], "keys", "key")
+        known = {a.name for a in self.accounts}
+        per_sub: dict[int, int] = {}
+        for i, key in enumerate(self.keys):
+            if key.account not in known:
+                raise _CrossError(
+                    ("keys", i, "account"),
+                    f"names account {key.account!r}, which no [[accounts]] entry defines; "
+                    f"known accounts: {', '.join(sorted(known)) or 'none'}",
+                )
+            policy = self.policy_for(key)
+            if policy.renew_before >= policy.key_lifetime:
+                raise _CrossError(
+                    ("keys", i, "policy", "renew_before"),
+                    f"renew_before ({policy.renew_before}) is not shorter than the key lifetime "
+                    f"({policy.key_lifetime}): the key would rotate as soon as it is created; "
+                    "lower renew_before (default 14d)",
+                )
+            per_sub[key.sub_uid] = per_sub.get(key.sub_uid, 0) + 1
+        _unique([self.vault_path(k) for k in self.keys], "keys", "vault_path")
+        if self.policy.renew_before >= self.policy.key_lifetime:
+            raise _CrossError(
+                ("policy", "renew_before"),
+                "renew_before is not shorter than key_lifetime; lower renew_before (default 14d)",
+            )
+        for uid, count in per_sub.items():
+            # Each managed key needs room for its successor during a rotation.
+            if 2 * count > MAX_KEYS_PER_ACCOUNT:
+                raise _CrossError(
+                    ("keys",),
+                    f"sub UID {uid} has {count} managed keys; rotating needs room for one new key "
+                    f"each and Bybit allows {MAX_KEYS_PER_ACCOUNT}: manage at most "
+                    f"{MAX_KEYS_PER_ACCOUNT // 2} keys per sub UID",
+                )
+        return self
+
+    # ---- derived facts, one place for every default path
+    def policy_for(self, key: KeyConfig) -> PolicyConfig:
+        return self.policy.merged(key.policy)
+
+    def vault_path(self, key: KeyConfig) -> str:
+        return key.vault_path or f"{self.vault.prefix}/keys/{key.name}"
+
+    def state_path(self, key: KeyConfig) -> str:
+        return f"{self.vault.prefix}/state/{key.name}"
+
+    def master_key_path(self, account: AccountConfig) -> str:
+        return account.master_key_path or f"{self.vault.prefix}/accounts/{account.name}/master"
+
+    def account_state_path(self, account: AccountConfig) -> str:
+        return f"{self.vault.prefix}/accounts/{account.name}/state"
+
+    def account(self, name: str) -> AccountConfig:
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        raise KeyError(name)
+
+    def key(self, name: str) -> KeyConfig:
+        for key in self.keys:
+            if key.name == name:
+                return key
+        raise KeyError(name)
+
+
+class _CrossError(ValueError):
+    """A cross-field problem, carrying the key path it belongs to."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _unique(values: list[str], section: str, what: str) -> None:
+    seen: set[str] = set()
+    for i, value in enumerate(values):
+        if value in seen:
+            raise _CrossError(
+                (section, i, "name" if what != "vault_path" else what),
+                f"{what} {value!r} is used twice; every {what} must be unique",
+            )
+        seen.add(value)
+
+
+# ------------------------------------------------------------------------------- loading
+_SECRET_FIELDS = {"token", "secret_id", "api_secret", "secret", "password", "url_secret"}
+
+
+def resolve_path(path: str | os.PathLike[str] | None) -> Path:
+    """--config, else $ROTATOR_CONFIG, else /etc/rotator/rotator.toml."""
+    if path:
+        return Path(path)
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    file = resolve_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{file}: no such file. Pass --config FILE or set {CONFIG_ENV}; "
+            "config/rotator.example.toml shows every option"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read it ({exc.__class__.__name__}: {exc})") from None
+    return parse(text, source=str(file))
+
+
+def parse(text: str, *, source: str = "<config>") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}. Fix the syntax at that spot") from None
+    _refuse_inline_secrets(raw, text, source)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw, text, source)) from None
+
+
+def _refuse_inline_secrets(raw: object, text: str, source: str, loc: tuple[str | int, ...] = ()) -> None:
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if key in _SECRET_FIELDS:
+                where = _format_loc((*loc, key))
+                raise ConfigError(
+                    f"{source}{_line_suffix(text, (*loc, key))}: {where}: secrets never live in the "
+                    f"config file. Remove it and use {key}_file (a file, e.g. a systemd credential) "
+                    f"or {key}_env (an environment variable) instead"
+                )
+            _refuse_inline_secrets(value, text, source, (*loc, key))
+    elif isinstance(raw, list):
+        for i, item in enumerate(raw):
+            _refuse_inline_secrets(item, text, source, (*loc, i))
+
+
+def _describe(exc: ValidationError, raw: dict[str, Any], text: str, source: str) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        message = err["msg"]
+        ctx = err.get("ctx") or {}
+        inner = ctx.get("error")
+        if isinstance(inner, _CrossError):
+            loc, message = inner.loc, str(inner)
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        loc = tuple(p for p in loc if not (isinstance(p, str) and p in {"file", "command", "webhook"}))
+        if err["type"] == "extra_forbidden":
+            message = f"unknown option {loc[-1]!r} (a typo?); " + _known_options(loc, raw)
+        elif err["type"] == "missing":
+            message = f"required option {loc[-1]!r} is missing; add it"
+        where = _format_loc(loc) or "(top level)"
+        lines.append(f"{source}{_line_suffix(text, loc)}: {where}: {message}")
+    return "\n".join(lines)
+
+
+def _known_options(loc: tuple[str | int, ...], raw: dict[str, Any]) -> str:
+    model: type[BaseModel] | None = Config
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return "see config/rotator.example.toml"
+        model = _model_of(field.annotation)
+    if model is None:
+        return "see config/rotator.example.toml"
+    return "known options here: " + ", ".join(sorted(model.model_fields))
+
+
+def _model_of(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _line_suffix(text: str, loc: tuple[str | int, ...]) -> str:
+    line = locate_line(text, loc)
+    return f":{line}" if line else ""
+
+
+def locate_line(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """Best-effort 1-based line of a key path in TOML text (tomllib keeps no positions).
+
+    Walks `[[keys]]` headers to the n-th array entry, then finds `name =` below it.
+    """
+    lines = text.splitlines()
+    start = 0
+    table = ""
+    best: int | None = None
+    i = 0
+    parts = list(loc)
+    while i < len(parts):
+        part = parts[i]
+        if isinstance(part, str) and i + 1 < len(parts) and isinstance(parts[i + 1], int):
+            table = f"{table}.{part}" if table else part
+            header = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]")
+            count = -1
+            found = None
+            for n in range(start, len(lines)):
+                if header.match(lines[n]):
+                    count += 1
+                    if count == parts[i + 1]:
+                        found = n
+                        break
+            if found is None:
+                return best
+            start, best = found, found + 1
+            i += 2
+            continue
+        if isinstance(part, str):
+            key_re = re.compile(rf"^\s*{re.escape(part)}\s*=")
+            header = re.compile(rf"^\s*\[\s*{re.escape(f'{table}.{part}' if table else part)}\s*\]")
+            for n in range(start, len(lines)):
+                if key_re.match(lines[n]) or header.match(lines[n]):
+                    start, best = n, n + 1
+                    break
+            table = f"{table}.{part}" if table else part
+        i += 1
+    return best

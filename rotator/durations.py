@@ -1,0 +1,44 @@
+"""Durations as people write them in config: `14d`, `24h`, `90s`, `1h30m`, `500ms`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {
+    "w": timedelta(weeks=1),
+    "d": timedelta(days=1),
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+    "s": timedelta(seconds=1),
+    "ms": timedelta(milliseconds=1),
+}
+_PART = re.compile(r"(\d+)(ms|w|d|h|m|s)")
+_WHOLE = re.compile(r"(?:\d+(?:ms|w|d|h|m|s))+")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `1d12h`-style text. Raises ValueError with the accepted form on anything else."""
+    compact = text.strip().replace(" ", "")
+    if not _WHOLE.fullmatch(compact):
+        raise ValueError(
+            f"{text!r} is not a duration; write a number and a unit, like 14d, 24h, 90s or 1h30m "
+            "(units: w, d, h, m, s, ms)"
+        )
+    return sum((int(n) * _UNITS[u] for n, u in _PART.findall(compact)), timedelta())
+
+
+def format_duration(delta: timedelta) -> str:
+    """The inverse of parse_duration, shortest form: 1d12h, 90s, 0s. Negative gets a minus sign."""
+    if delta < timedelta(0):
+        return "-" + format_duration(-delta)
+    ms = delta // timedelta(milliseconds=1)
+    if ms == 0:
+        return "0s"
+    out = []
+    for unit in ("d", "h", "m", "s", "ms"):
+        size = _UNITS[unit] // timedelta(milliseconds=1)
+        n, ms = divmod(ms, size)
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out)

@@ -1,0 +1,198 @@
+"""Records the whole project shares: secrets, key specs and what Bybit reports about keys.
+
+All datetimes are aware UTC. Records are frozen; transitions return new records.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+REDACTED = "[redacted]"
+
+
+class _SecretRegistry:
+    """Every secret value this process has wrapped, so the log redactor can find it anywhere.
+
+    This is the second guard behind `Secret`'s masked repr: a secret that escaped into a plain
+    string (an exception message, a URL) is still replaced before a log line is written.
+    """
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        if len(value) >= 8:  # shorter strings would redact innocent words; real secrets are longer
+            with self._lock:
+                self._values.add(value)
+
+    def scrub(self, text: str) -> str:
+        with self._lock:
+            values = [v for v in self._values if v in text]
+        for value in values:
+            text = text.replace(value, REDACTED)
+        return text
+
+
+SECRET_REGISTRY = _SecretRegistry()
+
+
+class Secret:
+    """A secret string whose repr, str and log form are masked. `reveal()` is the only way in."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        SECRET_REGISTRY.add(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED})"
+
+    def __str__(self) -> str:
+        return REDACTED
+
+    def __structlog__(self) -> str:
+        return REDACTED
+
+    def __format__(self, spec: str) -> str:
+        return REDACTED
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(fingerprint(self._value))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a Secret is not pickled")
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def fingerprint(value: str) -> str:
+    """A short, stable, non-reversible tag of a key id or secret, safe in logs: `key_fp`."""
+    return hashlib.sha256(value.encode()).hexdigest()[:10]
+
+
+def short_key_id(key_id: str) -> str:
+    """What a person sees of a key id in tables: enough to tell keys apart, not enough to use."""
+    if len(key_id) <= 8:
+        return key_id[:2] + "…"
+    return key_id[:4] + "…" + key_id[-2:]
+
+
+Permissions = tuple[tuple[str, tuple[str, ...]], ...]
+"""Bybit's permissions object, normalised: sorted groups, sorted values, empty groups dropped."""
+
+
+def normalize_permissions(raw: Mapping[str, Iterable[str]]) -> Permissions:
+    groups = []
+    for group, values in raw.items():
+        vals = tuple(sorted(set(values)))
+        if vals:
+            groups.append((group, vals))
+    return tuple(sorted(groups))
+
+
+def permissions_as_dict(perms: Permissions) -> dict[str, list[str]]:
+    return {group: list(values) for group, values in perms}
+
+
+class KeyKind(enum.Enum):
+    HMAC = "hmac"  # system-generated: Bybit returns the secret once
+    RSA = "rsa"  # self-generated: we hold the private key, Bybit the public one
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Credentials:
+    """What signs a request: an API key id and its secret (HMAC secret or RSA private key PEM)."""
+
+    api_key: str  # Bybit's key id; never logged in full
+    secret: Secret
+    kind: KeyKind = KeyKind.HMAC
+
+    def __repr__(self) -> str:
+        return f"Credentials(key_fp={fingerprint(self.api_key)}, kind={self.kind.value})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeySpec:
+    """What a managed key must look like; the target of create and the yardstick of verify."""
+
+    sub_uid: int
+    read_only: bool
+    permissions: Permissions
+    ips: tuple[str, ...] = ()  # empty = unbound ("*"): the key expires after Bybit's lifetime
+
+    @property
+    def is_ip_bound(self) -> bool:
+        return bool(self.ips) and self.ips != ("*",)
+
+
+class ListedStatus(enum.Enum):
+    """`status` in the sub-apikeys listing."""
+
+    PERMANENT = 1
+    EXPIRED = 2
+    VALID = 3
+    EXPIRING_SOON = 4
+    UNKNOWN = 0  # a value Bybit has not documented: treated as "look at expiredAt"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExchangeKey:
+    """What Bybit reports about one key (sub-apikeys item or query-api result). No secret."""
+
+    key_id: str  # Bybit's `apiKey`
+    internal_id: str = ""  # Bybit's `id`
+    note: str = ""
+    read_only: bool = False
+    permissions: Permissions = ()
+    ips: tuple[str, ...] = ("*",)
+    created_at: datetime | None = None
+    expires_at: datetime | None = None  # None: Bybit reports no expiry (IP-bound, no password change)
+    deadline_day: int | None = None
+    status: ListedStatus = ListedStatus.UNKNOWN
+    # query-api only:
+    user_id: int | None = None
+    is_master: bool | None = None
+    parent_uid: int | None = None
+
+    @property
+    def is_ip_bound(self) -> bool:
+        return bool(self.ips) and self.ips != ("*",)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreatedKey:
+    """The reply to create-sub-api: the only moment the secret exists outside our store."""
+
+    key_id: str
+    internal_id: str
+    note: str
+    read_only: bool
+    permissions: Permissions
+    secret: Secret = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubMember:
+    """One sub UID of a master account."""
+
+    uid: int
+    username: str = ""
+    member_type: int = 1
+    status: int = 1  # 1 normal, 2 login banned, 4 frozen
