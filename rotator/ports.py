@@ -75,7 +75,7 @@ class KeyStore(Protocol):
         """Permanently destroy those versions' data (used to drop secrets no longer needed)."""
         ...
 
-    def list(self, path: str) -> tuple[str, ...]:
+    def list_children(self, path: str) -> tuple[str, ...]:
         """Child names under a folder path (folders end with '/'); empty if none."""
         ...
 

@@ -1,0 +1,102 @@
+"""structlog configuration: JSON when not on a TTY (systemd, Kubernetes), readable on a TTY.
+
+Two guards keep secrets out of logs: `Secret` renders as "[redacted]", and `redact` below replaces
+the value of any secret-looking field and any known secret value found inside any string, including
+rendered tracebacks. stdlib loggers (apscheduler, httpx, hvac) go through the same processors.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Literal
+
+import structlog
+
+from rotator.model import REDACTED, SECRET_REGISTRY
+
+_SECRET_FIELDS = frozenset(
+    {
+        "secret",
+        "api_secret",
+        "secret_id",
+        "token",
+        "client_token",
+        "password",
+        "signature",
+        "sign",
+        "x-bapi-sign",
+        "x-bapi-api-key",
+        "x-vault-token",
+        "authorization",
+        "jwt",
+    }
+)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return SECRET_REGISTRY.scrub(value)
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if str(k).lower() in _SECRET_FIELDS else _scrub(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v) for v in value)
+    return value
+
+
+def redact(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Processor: mask secret-named fields and every known secret value anywhere in the event."""
+    for key in list(event_dict):
+        if key.lower() in _SECRET_FIELDS:
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _scrub(event_dict[key])
+    return event_dict
+
+
+Format = Literal["auto", "json", "console"]
+
+
+def configure(level: str = "info", fmt: Format = "auto", stream: Any = None) -> None:
+    """Configure structlog and the stdlib root logger once, at program start."""
+    out = stream if stream is not None else sys.stdout
+    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    final: list[Any] = [structlog.processors.format_exc_info] if use_json else []
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *final,
+            redact,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Request lines carry URLs; our URLs hold no secrets, but they are noise at INFO.
+    for noisy in ("httpx", "httpcore", "hvac", "urllib3", "apscheduler.executors.default"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

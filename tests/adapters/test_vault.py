@@ -1,0 +1,171 @@
+"""The Vault adapter against a real OpenBao dev server."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from fixtures.vault import BaoServer, free_port
+
+from rotator.adapters.vault import VaultAuth, VaultStore
+from rotator.clock import ManualClock, SystemClock
+from rotator.errors import StoreConflict, StoreDenied, StoreUnavailable
+from rotator.model import Secret
+
+
+def test_read_absent_path_is_none(vault_store: VaultStore, vault_prefix: str):
+    """A path never written reads as None, not an error."""
+    assert vault_store.read(f"{vault_prefix}/nothing") is None
+
+
+def test_write_then_read_roundtrip(vault_store: VaultStore, vault_prefix: str):
+    """Data written with cas=0 comes back with version 1; the next write needs cas=1."""
+    path = f"{vault_prefix}/a"
+    assert vault_store.write(path, {"x": "1", "n": {"deep": [1, 2]}}, cas=0) == 1
+    got = vault_store.read(path)
+    assert got is not None
+    assert got.version == 1
+    assert got.data == {"x": "1", "n": {"deep": [1, 2]}}
+    assert vault_store.write(path, {"x": "2"}, cas=1) == 2
+    assert vault_store.read(path).data == {"x": "2"}  # type: ignore[union-attr]
+    assert vault_store.read_version(path, 1).data == {"x": "1", "n": {"deep": [1, 2]}}  # type: ignore[union-attr]
+
+
+def test_cas_zero_refuses_existing(vault_store: VaultStore, vault_prefix: str):
+    """cas=0 creates only if absent: a second creator loses with StoreConflict."""
+    path = f"{vault_prefix}/b"
+    vault_store.write(path, {"v": 1}, cas=0)
+    with pytest.raises(StoreConflict):
+        vault_store.write(path, {"v": 2}, cas=0)
+    assert vault_store.read(path).data == {"v": 1}  # type: ignore[union-attr]
+
+
+def test_stale_cas_is_conflict(vault_store: VaultStore, vault_prefix: str):
+    """Two writers from the same version: the second one gets StoreConflict, nothing is lost."""
+    path = f"{vault_prefix}/c"
+    vault_store.write(path, {"v": 1}, cas=0)
+    vault_store.write(path, {"v": 2}, cas=1)
+    with pytest.raises(StoreConflict):
+        vault_store.write(path, {"v": 3}, cas=1)
+    assert vault_store.read(path).data == {"v": 2}  # type: ignore[union-attr]
+
+
+def test_destroy_versions_removes_data(vault_store: VaultStore, vault_prefix: str):
+    """Destroyed versions read as None; the latest stays."""
+    path = f"{vault_prefix}/d"
+    vault_store.write(path, {"secret": "one-one-one"}, cas=0)
+    vault_store.write(path, {"secret": "two"}, cas=1)
+    vault_store.destroy_versions(path, [1])
+    assert vault_store.read_version(path, 1) is None
+    assert vault_store.read(path).data == {"secret": "two"}  # type: ignore[union-attr]
+
+
+def test_list_children(vault_store: VaultStore, vault_prefix: str):
+    """Listing a folder gives leaf names and sub-folders with a trailing slash."""
+    vault_store.write(f"{vault_prefix}/keys/a", {"v": 1}, cas=0)
+    vault_store.write(f"{vault_prefix}/keys/b", {"v": 1}, cas=0)
+    vault_store.write(f"{vault_prefix}/keys/sub/c", {"v": 1}, cas=0)
+    assert sorted(vault_store.list_children(f"{vault_prefix}/keys")) == ["a", "b", "sub/"]
+    assert vault_store.list_children(f"{vault_prefix}/none") == ()
+
+
+def test_ping_ok(vault_store: VaultStore):
+    """A reachable, unsealed server with a valid token passes the probe."""
+    vault_store.ping()
+
+
+def test_bad_token_is_denied(bao: BaoServer, vault_prefix: str):
+    """A wrong token is a permanent error that says what to check."""
+    store = VaultStore(address=bao.address, mount="secret",
+                       auth=VaultAuth(method="token", token=Secret("not-a-real-token-value")),
+                       clock=SystemClock())
+    with pytest.raises(StoreDenied, match="policy|denied|token"):
+        store.read(f"{vault_prefix}/x")
+
+
+def test_unreachable_is_temporary():
+    """Nothing listening is StoreUnavailable (temporary), naming the address."""
+    port = free_port()
+    store = VaultStore(address=f"http://127.0.0.1:{port}", mount="secret",
+                       auth=VaultAuth(method="token", token=Secret("whatever-token")),
+                       clock=SystemClock(), timeout_s=2)
+    with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
+        store.read("x")
+
+
+def test_errors_are_counted(bao: BaoServer):
+    """Every failed operation is reported to the on_error hook (the metrics counter)."""
+    seen: list[str] = []
+    store = VaultStore(address=f"http://127.0.0.1:{free_port()}", mount="secret",
+                       auth=VaultAuth(method="token", token=Secret("whatever-token")),
+                       clock=SystemClock(), timeout_s=2, on_error=seen.append)
+    with pytest.raises(StoreUnavailable):
+        store.read("x")
+    assert seen == ["login"]
+
+
+def _make_approle(bao: BaoServer, prefix: str, policy_hcl: str) -> tuple[str, str]:
+    name = f"r{prefix[-8:]}"
+    bao.bao("policy", "write", name, "-", stdin=policy_hcl)
+    try:
+        bao.bao("auth", "enable", "approle")
+    except RuntimeError as exc:
+        if "already in use" not in str(exc):
+            raise
+    bao.bao("write", f"auth/approle/role/{name}", f"token_policies={name}", "token_ttl=1h")
+    role_id = json.loads(bao.bao("read", "-format=json", f"auth/approle/role/{name}/role-id"))
+    secret_id = json.loads(bao.bao("write", "-format=json", "-f",
+                                   f"auth/approle/role/{name}/secret-id"))
+    return role_id["data"]["role_id"], secret_id["data"]["secret_id"]
+
+
+def test_approle_login_and_policy_boundary(bao: BaoServer, vault_prefix: str, tmp_path):
+    """AppRole login works from a secret-id file; the policy allows its prefix and nothing else."""
+    policy = textwrap.dedent(f"""
+        path "secret/data/{vault_prefix}/*" {{ capabilities = ["create", "read", "update"] }}
+        path "secret/metadata/{vault_prefix}/*" {{ capabilities = ["list", "read"] }}
+    """)
+    role_id, secret_id = _make_approle(bao, vault_prefix, policy)
+    secret_file = tmp_path / "secret-id"
+    secret_file.write_text(secret_id + "\n")
+    secret_file.chmod(0o600)
+    store = VaultStore(address=bao.address, mount="secret",
+                       auth=VaultAuth(method="approle", role_id=role_id,
+                                      secret_id_file=secret_file),
+                       clock=SystemClock())
+    store.write(f"{vault_prefix}/k", {"v": 1}, cas=0)
+    assert store.read(f"{vault_prefix}/k").data == {"v": 1}  # type: ignore[union-attr]
+    with pytest.raises(StoreDenied):
+        store.read("elsewhere/k")
+    with pytest.raises(StoreDenied):
+        store.write("elsewhere/k", {"v": 1}, cas=0)
+
+
+def test_approle_token_renewal_on_virtual_clock(bao: BaoServer, vault_prefix: str, tmp_path):
+    """Past two thirds of the token TTL the adapter renews its token (no real waiting)."""
+    policy = f'path "secret/data/{vault_prefix}/*" {{ capabilities = ["create", "read"] }}'
+    role_id, secret_id = _make_approle(bao, vault_prefix, policy)
+    clock = ManualClock(SystemClock().now())
+    store = VaultStore(address=bao.address, mount="secret",
+                       auth=VaultAuth(method="approle", role_id=role_id,
+                                      secret_id=Secret(secret_id)),
+                       clock=clock)
+    store.write(f"{vault_prefix}/r", {"v": 1}, cas=0)
+    first = store._token_renew_at
+    assert first is not None
+    from datetime import timedelta
+    clock.advance(timedelta(minutes=50))  # token_ttl=1h: renew at 40 min
+    assert store.read(f"{vault_prefix}/r") is not None
+    assert store._token_renew_at is not None
+    assert store._token_renew_at > first
+
+
+def test_missing_secret_id_file_names_it(bao: BaoServer, tmp_path):
+    """A missing credential file is a permanent error naming the file."""
+    missing = tmp_path / "nope"
+    store = VaultStore(address=bao.address, mount="secret",
+                       auth=VaultAuth(method="approle", role_id="x", secret_id_file=missing),
+                       clock=SystemClock())
+    with pytest.raises(StoreDenied, match=str(missing)):
+        store.read("x")
