@@ -1,4 +1,4 @@
-"""Time as an injected dependency. Only the engine and adapters ask a Clock; pure code gets `now`."""
+"""Time as an injected dependency. Only the engine and adapters ask a Clock; pure code gets now."""
 
 from __future__ import annotations
 

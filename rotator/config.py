@@ -15,7 +15,7 @@ import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from rotator.durations import parse_duration
+from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
 from rotator.model import KeySpec, Permissions, normalize_permissions
 
@@ -56,7 +56,7 @@ def _duration(value: object) -> object:
         return value
     if isinstance(value, str):
         return parse_duration(value)
-    raise ValueError("write durations as text with a unit, like \"14d\", \"24h\" or \"90s\"")
+    raise ValueError('write durations as text with a unit, like "14d", "24h" or "90s"')
 
 
 def _positive(value: timedelta) -> timedelta:
@@ -86,7 +86,7 @@ class _Model(BaseModel):
 def _vault_path(value: str) -> str:
     cleaned = value.strip("/")
     if not cleaned or "//" in cleaned or ".." in cleaned.split("/"):
-        raise ValueError("write a Vault path relative to the KV mount, like \"rotator/keys/bot1\"")
+        raise ValueError('write a Vault path relative to the KV mount, like "rotator/keys/bot1"')
     return cleaned
 
 
@@ -106,8 +106,8 @@ class BybitConfig(_Model):
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/]+(:\d+)?/?$", value):
             raise ValueError(
-                "write a scheme and host only, like \"https://api.bybit.com\" or "
-                "\"http://127.0.0.1:8080\""
+                'write a scheme and host only, like "https://api.bybit.com" or '
+                '"http://127.0.0.1:8080"'
             )
         return value.rstrip("/") if value else value
 
@@ -121,7 +121,7 @@ class BybitConfig(_Model):
 class VaultAuthConfig(_Model):
     method: Literal["token", "approle", "jwt"] = "token"
     token_file: Path | None = None
-    token_env: str | None = "VAULT_TOKEN"
+    token_env: str | None = "VAULT_TOKEN"  # noqa: S105 (the name of a variable, not a token)
     role_id: str | None = None
     role_id_file: Path | None = None
     secret_id_file: Path | None = None
@@ -164,7 +164,7 @@ class VaultConfig(_Model):
     @classmethod
     def _address(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+(:\d+)?/?$", value):
-            raise ValueError("write a scheme, host and port, like \"https://vault.example:8200\"")
+            raise ValueError('write a scheme, host and port, like "https://vault.example:8200"')
         return value.rstrip("/")
 
 
@@ -211,7 +211,7 @@ class FileHook(_Model):
     owner: str | None = None
     group: str | None = None
     api_key_name: str = "BYBIT_API_KEY"
-    api_secret_name: str = "BYBIT_API_SECRET"
+    api_secret_name: str = "BYBIT_API_SECRET"  # noqa: S105 (a variable name)
 
     @field_validator("mode")
     @classmethod
@@ -273,7 +273,7 @@ class KeyConfig(_Model):
                 ipaddress.ip_network(ip, strict=False)
             except ValueError:
                 raise ValueError(
-                    f"{ip!r} is not an IP address; write addresses like \"203.0.113.7\", or "
+                    f'{ip!r} is not an IP address; write addresses like "203.0.113.7", or '
                     "leave ips empty for an unbound key"
                 ) from None
         if len(set(value)) != len(value):
@@ -285,7 +285,7 @@ class KeyConfig(_Model):
     def _permissions(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         if not any(value.values()):
             raise ValueError(
-                "give at least one permission, e.g. { ContractTrade = [\"Order\", \"Position\"] }"
+                'give at least one permission, e.g. { ContractTrade = ["Order", "Position"] }'
             )
         for group, values in value.items():
             allowed = SUB_KEY_PERMISSIONS.get(group)
@@ -324,7 +324,7 @@ class MetricsConfig(_Model):
     def _listen(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError("write host:port, like \"127.0.0.1:9464\" or \"0.0.0.0:9464\"")
+            raise ValueError('write host:port, like "127.0.0.1:9464" or "0.0.0.0:9464"')
         return value
 
 
@@ -388,9 +388,9 @@ class Config(_Model):
             if policy.renew_before >= policy.key_lifetime:
                 raise _CrossError(
                     ("keys", i, "policy", "renew_before"),
-                    f"renew_before ({policy.renew_before}) is not shorter than the key lifetime "
-                    f"({policy.key_lifetime}): the key would rotate as soon as it is created; "
-                    "lower renew_before (default 14d)",
+                    f"renew_before ({format_duration(policy.renew_before)}) is not shorter than "
+                    f"the key lifetime ({format_duration(policy.key_lifetime)}): the key would "
+                    "rotate as soon as it is created; lower renew_before (default 14d)",
                 )
             per_sub[key.sub_uid] = per_sub.get(key.sub_uid, 0) + 1
         _unique([self.vault_path(k) for k in self.keys], "keys", "vault_path")
@@ -493,18 +493,20 @@ def parse(text: str, *, source: str = "<config>") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, raw, text, source)) from None
+        raise ConfigError(_describe(exc, text, source)) from None
 
 
-def _refuse_inline_secrets(raw: object, text: str, source: str, loc: tuple[str | int, ...] = ()) -> None:
+def _refuse_inline_secrets(
+    raw: object, text: str, source: str, loc: tuple[str | int, ...] = ()
+) -> None:
     if isinstance(raw, dict):
         for key, value in raw.items():
             if key in _SECRET_FIELDS:
                 where = _format_loc((*loc, key))
                 raise ConfigError(
-                    f"{source}{_line_suffix(text, (*loc, key))}: {where}: secrets never live in the "
-                    f"config file. Remove it and use {key}_file (a file, e.g. a systemd credential) "
-                    f"or {key}_env (an environment variable) instead"
+                    f"{source}{_line_suffix(text, (*loc, key))}: {where}: secrets never live in "
+                    f"the config file. Remove it and use {key}_file (a file, e.g. a systemd "
+                    f"credential) or {key}_env (an environment variable) instead"
                 )
             _refuse_inline_secrets(value, text, source, (*loc, key))
     elif isinstance(raw, list):
@@ -512,7 +514,7 @@ def _refuse_inline_secrets(raw: object, text: str, source: str, loc: tuple[str |
             _refuse_inline_secrets(item, text, source, (*loc, i))
 
 
-def _describe(exc: ValidationError, raw: dict[str, Any], text: str, source: str) -> str:
+def _describe(exc: ValidationError, text: str, source: str) -> str:
     lines = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
@@ -523,9 +525,11 @@ def _describe(exc: ValidationError, raw: dict[str, Any], text: str, source: str)
             loc, message = inner.loc, str(inner)
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
-        loc = tuple(p for p in loc if not (isinstance(p, str) and p in {"file", "command", "webhook"}))
+        loc = tuple(
+            p for p in loc if not (isinstance(p, str) and p in {"file", "command", "webhook"})
+        )
         if err["type"] == "extra_forbidden":
-            message = f"unknown option {loc[-1]!r} (a typo?); " + _known_options(loc, raw)
+            message = f"unknown option {loc[-1]!r} (a typo?); " + _known_options(loc)
         elif err["type"] == "missing":
             message = f"required option {loc[-1]!r} is missing; add it"
         where = _format_loc(loc) or "(top level)"
@@ -533,7 +537,7 @@ def _describe(exc: ValidationError, raw: dict[str, Any], text: str, source: str)
     return "\n".join(lines)
 
 
-def _known_options(loc: tuple[str | int, ...], raw: dict[str, Any]) -> str:
+def _known_options(loc: tuple[str | int, ...]) -> str:
     model: type[BaseModel] | None = Config
     for part in loc[:-1]:
         if isinstance(part, int) or model is None:

@@ -12,8 +12,8 @@
     │                                   never retried blindly (the note tag finds the key)
     └── PermanentError                  stop rotating this key, page a human
         ├── StoreDenied                 Vault 400/401/403: token or policy is wrong
-        ├── ExchangeRejected            Bybit said no for a reason a retry will not fix
-        │   ├── ExchangeAuthFailed      10003 invalid key, 10004 bad signature, 10007, 10010 IP, 33004 expired
+        ├── ExchangeRejected            Bybit said no; a retry will not fix it
+        │   ├── ExchangeAuthFailed      10003 unknown key, 10004 signature, 10010 IP, 33004 expired
         │   └── ExchangePermissionDenied 10005: the key lacks a permission
         ├── KeyLimitReached             the sub account already holds 20 keys
         └── VerificationFailed          the new key does not match the spec

@@ -47,7 +47,9 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def redact(_logger: object, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Processor: mask secret-named fields and every known secret value anywhere in the event."""
     for key in list(event_dict):
         if key.lower() in _SECRET_FIELDS:

@@ -163,7 +163,9 @@ class ExchangeKey:
     permissions: Permissions = ()
     ips: tuple[str, ...] = ("*",)
     created_at: datetime | None = None
-    expires_at: datetime | None = None  # None: Bybit reports no expiry (IP-bound, no password change)
+    expires_at: datetime | None = (
+        None  # None: Bybit reports no expiry (IP-bound, no password change)
+    )
     deadline_day: int | None = None
     status: ListedStatus = ListedStatus.UNKNOWN
     # query-api only:

@@ -30,7 +30,7 @@ class Exchange(Protocol):
         ...
 
     def delete_sub_key(self, master: Credentials, key_id: str) -> None:
-        """POST delete-sub-api by the master with `apikey`. Deleting an absent key is not an error."""
+        """POST delete-sub-api by the master with `apikey`; deleting an absent key is no error."""
         ...
 
     def list_sub_members(self, master: Credentials) -> tuple[SubMember, ...]:

@@ -1,11 +1,12 @@
-"""Prometheus metrics, built on an injected registry so every test gets a fresh one.
+"""Prometheus metrics, on an injected registry so every test gets a fresh one.
 
-Labels are bounded: key name, account name, sub UID, endpoint path, Bybit retCode, state. Never a key
-id (unbounded over time) or anything secret. Every metric is documented in docs/metrics.md.
+Labels are bounded: key name, account name, sub UID, endpoint path, Bybit retCode, state. Never a
+key id (unbounded over time) or anything secret. Every metric is documented in docs/metrics.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING
 
@@ -168,8 +169,12 @@ class Metrics:
     def remove_key(self, key: str, account: str, sub_uid: int) -> None:
         """Drop a key's series when it leaves the config (SIGHUP), so no stale alert fires."""
         labels = (key, account, str(sub_uid))
-        for gauge in (self.key_expiry, self.key_next_renewal, self.key_last_rotation,
-                      self.key_escalated):
+        for gauge in (
+            self.key_expiry,
+            self.key_next_renewal,
+            self.key_last_rotation,
+            self.key_escalated,
+        ):
             _remove(gauge, labels)
         for s in KEY_STATES:
             _remove(self.key_state, (*labels, s))
@@ -181,7 +186,5 @@ def timestamp(when: datetime | None) -> float:
 
 
 def _remove(metric: Gauge, labels: tuple[str, ...]) -> None:
-    try:
+    with contextlib.suppress(KeyError):
         metric.remove(*labels)
-    except KeyError:
-        pass

@@ -1,8 +1,8 @@
-"""Vault / OpenBao KV v2 through hvac, with check-and-set writes. Implements `rotator.ports.KeyStore`.
+"""Vault / OpenBao KV v2 through hvac, with check-and-set writes: `rotator.ports.KeyStore`.
 
-Translation at the boundary (STYLE.md): 429/5xx/unreachable/malformed -> StoreUnavailable (temporary);
-400/401/403 -> StoreDenied (permanent), except a failed check-and-set -> StoreConflict; 404 on read ->
-None ("nothing yet"). No hvac or requests exception reaches the core.
+Translation at the boundary (STYLE.md): 429/5xx/unreachable/malformed -> StoreUnavailable
+(temporary); 400/401/403 -> StoreDenied (permanent), except a failed check-and-set ->
+StoreConflict; 404 on read -> None ("nothing yet"). No hvac or requests exception reaches the core.
 
 Auth: a token (from a file or an env var), AppRole (role_id + secret_id from a file, e.g. a systemd
 credential), or JWT (e.g. a Kubernetes service-account token). The client renews its own token at
@@ -43,7 +43,7 @@ _CAS_MISMATCH = "check-and-set parameter did not match"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VaultAuth:
-    """How to obtain a token. Secrets are read from files/env at login time, never kept in config."""
+    """How to obtain a token. Secrets come from files/env at login time, never from config."""
 
     method: str = "token"  # token | approle | jwt
     token: Secret | None = None
@@ -145,7 +145,9 @@ class VaultStore:
         with self._lock, self._translated("login"):
             a = self._auth
             if a.method == "token":
-                token = a.token or (_read_file(a.token_file, "token_file") if a.token_file else None)
+                token = a.token or (
+                    _read_file(a.token_file, "token_file") if a.token_file else None
+                )
                 if token is None:
                     raise StoreDenied(
                         "no Vault token: set VAULT_TOKEN (or [vault.auth] token_env) or token_file"
@@ -163,7 +165,10 @@ class VaultStore:
                     secret_id=secret_id.reveal(),
                     mount_point=a.mount_point or "approle",
                 )
-                info = {"ttl": resp["auth"]["lease_duration"], "renewable": resp["auth"]["renewable"]}
+                info = {
+                    "ttl": resp["auth"]["lease_duration"],
+                    "renewable": resp["auth"]["renewable"],
+                }
             elif a.method == "jwt":
                 if a.jwt_file is None or not a.role:
                     raise StoreDenied("JWT login needs role and jwt_file")
@@ -171,7 +176,10 @@ class VaultStore:
                 resp = self._client.auth.jwt.jwt_login(
                     role=a.role, jwt=jwt.reveal(), path=a.mount_point or "jwt"
                 )
-                info = {"ttl": resp["auth"]["lease_duration"], "renewable": resp["auth"]["renewable"]}
+                info = {
+                    "ttl": resp["auth"]["lease_duration"],
+                    "renewable": resp["auth"]["renewable"],
+                }
             else:  # config validation makes this unreachable; keep a clear message anyway
                 raise StoreDenied(f"unknown Vault auth method {a.method!r}")
             self._logged_in = True
@@ -222,7 +230,9 @@ class VaultStore:
             raise
         except hvac.exceptions.InvalidRequest as exc:
             if _CAS_MISMATCH in str(exc):
-                raise StoreConflict(f"Vault {operation}: another writer changed the record") from None
+                raise StoreConflict(
+                    f"Vault {operation}: another writer changed the record"
+                ) from None
             self._count(operation, exc)
             raise StoreDenied(f"Vault {operation} refused: {_errors(exc)}") from None
         except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as exc:

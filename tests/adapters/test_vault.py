@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import textwrap
+from datetime import timedelta
 
 import pytest
-from fixtures.vault import BaoServer, free_port
-
 from rotator.adapters.vault import VaultAuth, VaultStore
 from rotator.clock import ManualClock, SystemClock
 from rotator.errors import StoreConflict, StoreDenied, StoreUnavailable
 from rotator.model import Secret
+
+from fixtures.vault import BaoServer, free_port
 
 
 def test_read_absent_path_is_none(vault_store: VaultStore, vault_prefix: str):
@@ -77,19 +78,26 @@ def test_ping_ok(vault_store: VaultStore):
 
 def test_bad_token_is_denied(bao: BaoServer, vault_prefix: str):
     """A wrong token is a permanent error that says what to check."""
-    store = VaultStore(address=bao.address, mount="secret",
-                       auth=VaultAuth(method="token", token=Secret("not-a-real-token-value")),
-                       clock=SystemClock())
-    with pytest.raises(StoreDenied, match="policy|denied|token"):
+    store = VaultStore(
+        address=bao.address,
+        mount="secret",
+        auth=VaultAuth(method="token", token=Secret("not-a-real-token-value")),
+        clock=SystemClock(),
+    )
+    with pytest.raises(StoreDenied, match=r"policy|denied|token"):
         store.read(f"{vault_prefix}/x")
 
 
 def test_unreachable_is_temporary():
     """Nothing listening is StoreUnavailable (temporary), naming the address."""
     port = free_port()
-    store = VaultStore(address=f"http://127.0.0.1:{port}", mount="secret",
-                       auth=VaultAuth(method="token", token=Secret("whatever-token")),
-                       clock=SystemClock(), timeout_s=2)
+    store = VaultStore(
+        address=f"http://127.0.0.1:{port}",
+        mount="secret",
+        auth=VaultAuth(method="token", token=Secret("whatever-token")),
+        clock=SystemClock(),
+        timeout_s=2,
+    )
     with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
         store.read("x")
 
@@ -97,9 +105,14 @@ def test_unreachable_is_temporary():
 def test_errors_are_counted(bao: BaoServer):
     """Every failed operation is reported to the on_error hook (the metrics counter)."""
     seen: list[str] = []
-    store = VaultStore(address=f"http://127.0.0.1:{free_port()}", mount="secret",
-                       auth=VaultAuth(method="token", token=Secret("whatever-token")),
-                       clock=SystemClock(), timeout_s=2, on_error=seen.append)
+    store = VaultStore(
+        address=f"http://127.0.0.1:{free_port()}",
+        mount="secret",
+        auth=VaultAuth(method="token", token=Secret("whatever-token")),
+        clock=SystemClock(),
+        timeout_s=2,
+        on_error=seen.append,
+    )
     with pytest.raises(StoreUnavailable):
         store.read("x")
     assert seen == ["login"]
@@ -115,8 +128,9 @@ def _make_approle(bao: BaoServer, prefix: str, policy_hcl: str) -> tuple[str, st
             raise
     bao.bao("write", f"auth/approle/role/{name}", f"token_policies={name}", "token_ttl=1h")
     role_id = json.loads(bao.bao("read", "-format=json", f"auth/approle/role/{name}/role-id"))
-    secret_id = json.loads(bao.bao("write", "-format=json", "-f",
-                                   f"auth/approle/role/{name}/secret-id"))
+    secret_id = json.loads(
+        bao.bao("write", "-format=json", "-f", f"auth/approle/role/{name}/secret-id")
+    )
     return role_id["data"]["role_id"], secret_id["data"]["secret_id"]
 
 
@@ -130,10 +144,12 @@ def test_approle_login_and_policy_boundary(bao: BaoServer, vault_prefix: str, tm
     secret_file = tmp_path / "secret-id"
     secret_file.write_text(secret_id + "\n")
     secret_file.chmod(0o600)
-    store = VaultStore(address=bao.address, mount="secret",
-                       auth=VaultAuth(method="approle", role_id=role_id,
-                                      secret_id_file=secret_file),
-                       clock=SystemClock())
+    store = VaultStore(
+        address=bao.address,
+        mount="secret",
+        auth=VaultAuth(method="approle", role_id=role_id, secret_id_file=secret_file),
+        clock=SystemClock(),
+    )
     store.write(f"{vault_prefix}/k", {"v": 1}, cas=0)
     assert store.read(f"{vault_prefix}/k").data == {"v": 1}  # type: ignore[union-attr]
     with pytest.raises(StoreDenied):
@@ -147,14 +163,16 @@ def test_approle_token_renewal_on_virtual_clock(bao: BaoServer, vault_prefix: st
     policy = f'path "secret/data/{vault_prefix}/*" {{ capabilities = ["create", "read"] }}'
     role_id, secret_id = _make_approle(bao, vault_prefix, policy)
     clock = ManualClock(SystemClock().now())
-    store = VaultStore(address=bao.address, mount="secret",
-                       auth=VaultAuth(method="approle", role_id=role_id,
-                                      secret_id=Secret(secret_id)),
-                       clock=clock)
+    store = VaultStore(
+        address=bao.address,
+        mount="secret",
+        auth=VaultAuth(method="approle", role_id=role_id, secret_id=Secret(secret_id)),
+        clock=clock,
+    )
     store.write(f"{vault_prefix}/r", {"v": 1}, cas=0)
     first = store._token_renew_at
     assert first is not None
-    from datetime import timedelta
+
     clock.advance(timedelta(minutes=50))  # token_ttl=1h: renew at 40 min
     assert store.read(f"{vault_prefix}/r") is not None
     assert store._token_renew_at is not None
@@ -164,8 +182,11 @@ def test_approle_token_renewal_on_virtual_clock(bao: BaoServer, vault_prefix: st
 def test_missing_secret_id_file_names_it(bao: BaoServer, tmp_path):
     """A missing credential file is a permanent error naming the file."""
     missing = tmp_path / "nope"
-    store = VaultStore(address=bao.address, mount="secret",
-                       auth=VaultAuth(method="approle", role_id="x", secret_id_file=missing),
-                       clock=SystemClock())
+    store = VaultStore(
+        address=bao.address,
+        mount="secret",
+        auth=VaultAuth(method="approle", role_id="x", secret_id_file=missing),
+        clock=SystemClock(),
+    )
     with pytest.raises(StoreDenied, match=str(missing)):
         store.read("x")

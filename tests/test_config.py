@@ -1,0 +1,193 @@
+"""Config files: good ones load, every kind of bad one gets a message naming file, place and fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rotator import config
+from rotator.durations import format_duration, parse_duration
+from rotator.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """\
+[[accounts]]
+name = "main"
+
+[[keys]]
+name = "bot1"
+account = "main"
+sub_uid = 2001
+permissions = { ContractTrade = ["Order", "Position"] }
+"""
+
+
+def test_example_and_demo_configs_load():
+    """The shipped examples are valid and mean what their comments say."""
+    example = config.load(ROOT / "config" / "rotator.example.toml")
+    assert example.policy.renew_before == timedelta(days=14)
+    assert example.vault.auth.method == "approle"
+    assert example.keys[0].hooks[0].type == "file"
+    demo = config.load(ROOT / "config" / "demo.toml")
+    assert [k.name for k in demo.keys] == ["bot-alpha", "bot-beta"]
+
+
+def test_defaults_and_derived_paths():
+    """Defaults are documented values; paths derive from the prefix."""
+    cfg = config.parse(GOOD)
+    key = cfg.keys[0]
+    assert cfg.policy.grace_period == timedelta(hours=24)
+    assert cfg.vault_path(key) == "rotator/keys/bot1"
+    assert cfg.state_path(key) == "rotator/state/bot1"
+    assert cfg.master_key_path(cfg.accounts[0]) == "rotator/accounts/main/master"
+    assert key.spec().permissions == (("ContractTrade", ("Order", "Position")),)
+    assert not key.spec().is_ip_bound
+
+
+def test_per_key_policy_override():
+    """[keys.policy] overrides only what it names."""
+    cfg = config.parse(GOOD + '[keys.policy]\nrenew_before = "21d"\n')
+    policy = cfg.policy_for(cfg.keys[0])
+    assert policy.renew_before == timedelta(days=21)
+    assert policy.grace_period == timedelta(hours=24)
+
+
+def _error(text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        config.parse(text, source="rot.toml")
+    return info.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD + "[polcy]\n", "unknown option 'polcy'"),
+        (GOOD.replace('sub_uid = 2001', 'sub_uid = 2001\nsubuid = 3'), "keys[0].subuid"),
+        (GOOD.replace('account = "main"', 'account = "mian"'), "names account 'mian'"),
+        (GOOD + GOOD.split("\n\n")[1], "key 'bot1' is used twice"),
+        (GOOD.replace('"Order", ', '"Order", "Fly", '), "unknown permission ContractTrade.'Fly'"),
+        (GOOD.replace("ContractTrade", "Futures"), "unknown permission group 'Futures'"),
+        (GOOD.replace('["Order", "Position"]', "[]"), "give at least one permission"),
+        (GOOD + "ips = [" + ",".join(f'"10.0.0.{i}"' for i in range(31)) + "]\n", "at most 30"),
+        (GOOD + 'ips = ["not-an-ip"]\n', "is not an IP address"),
+        (GOOD + '[policy]\nrenew_before = "100d"\n', "not shorter than"),
+        (GOOD + '[policy]\nrenew_before = "two weeks"\n', "not a duration"),
+        (GOOD + "[policy]\nrenew_before = 14\n", "write durations as text"),
+        (GOOD + '[vault.auth]\ntoken = "hvs.abc"\n', "secrets never live in the config"),
+        (GOOD + '[vault.auth]\nmethod = "approle"\n', "AppRole needs role_id"),
+        (GOOD + '[vault]\naddress = "vault:8200"\n', "scheme, host and port"),
+        (GOOD.replace('name = "bot1"', 'name = "Bot 1"'), "lower-case"),
+        (GOOD + '[[keys.hooks]]\ntype = "file"\npath = "/x"\nmode = 0o644\n', "no access"),
+        (GOOD + '[[keys.hooks]]\ntype = "carrier-pigeon"\n', "keys[0].hooks[0]"),
+        (GOOD.replace("sub_uid = 2001\n", ""), "required option 'sub_uid' is missing"),
+        ("[[accounts]\n", "not valid TOML"),
+        (GOOD + '[metrics]\nlisten = "9464"\n', "host:port"),
+    ],
+)
+def test_bad_config_message(text: str, expected: str):
+    """Each mistake is reported with the file name, the key path and what to do."""
+    message = _error(text)
+    assert message.startswith("rot.toml")
+    assert expected in message
+
+
+def test_error_names_line_of_nth_array_entry():
+    """The line number points at the offending entry, not the first one."""
+    text = GOOD + GOOD.split("\n\n")[1].replace("bot1", "bot2").replace("Order", "Nope")
+    message = _error(text)
+    line = int(message.split(":")[1])
+    assert text.splitlines()[line - 1].lstrip().startswith("permissions")
+    assert line > 10
+
+
+def test_too_many_keys_on_one_sub_uid():
+    """Rotation needs room for a successor per key: more than 10 keys per sub UID is refused."""
+    entries = "".join(
+        GOOD.split("\n\n")[1].replace("bot1", f"bot{i}") + "\n" for i in range(11)
+    )
+    message = _error(GOOD.split("\n\n")[0] + "\n\n" + entries)
+    assert "at most 10 keys per sub UID" in message
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=400))
+def test_garbage_never_crashes(text: str):
+    """Any text either parses or raises ConfigError: never another exception."""
+    try:
+        config.parse(text, source="g.toml")
+    except ConfigError as exc:
+        assert exc.message.startswith("g.toml")
+
+
+toml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10) | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["bybit", "vault", "policy", "keys", "accounts", "metrics",
+                                        "notify", "logging", "x"]), toml_values, max_size=4))
+def test_structured_garbage_never_crashes(raw: dict):
+    """Well-formed TOML of the wrong shape is a ConfigError too."""
+    try:
+        config.Config.model_validate(raw)
+    except config.ValidationError:
+        pass
+
+
+@given(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3000)))
+def test_duration_roundtrip(delta: timedelta):
+    """format_duration and parse_duration are inverse at millisecond precision."""
+    delta = timedelta(milliseconds=delta // timedelta(milliseconds=1))
+    assert parse_duration(format_duration(delta)) == delta
+
+
+def _rotator(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rotator", *args], capture_output=True, text=True,
+                          check=False, timeout=60, env=env)
+
+
+def test_cli_check_bad_config_exits_2_without_traceback(tmp_path):
+    """`rotator check` on a broken file: exit 2, the message, no traceback."""
+    bad = tmp_path / "rotator.toml"
+    bad.write_text(GOOD.replace("ContractTrade", "Futures"))
+    result = _rotator("check", "--config", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:" in result.stderr
+    assert "Futures" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_cli_check_missing_file_exits_2(tmp_path):
+    """A missing config says how to point at one."""
+    result = _rotator("check", "--config", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert "ROTATOR_CONFIG" in result.stderr
+
+
+def test_cli_config_from_env(tmp_path):
+    """ROTATOR_CONFIG is used when --config is absent."""
+    good = tmp_path / "r.toml"
+    good.write_text(GOOD)
+    import os
+
+    result = _rotator("check", env={**os.environ, "ROTATOR_CONFIG": str(good)})
+    assert result.returncode == 0, result.stderr
+    assert "key bot1" in result.stdout
+
+
+def test_cli_version_and_usage_error():
+    """--version prints the version; an unknown command is a usage error (exit 2)."""
+    from rotator import __version__
+
+    assert __version__ in _rotator("--version").stdout
+    assert _rotator("no-such-command").returncode == 2
