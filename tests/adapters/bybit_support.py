@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
-
 from rotator.adapters.bybit import BybitClient, RequestObservation
 from rotator.clock import ManualClock, to_epoch_ms
 from rotator.model import Credentials, Secret

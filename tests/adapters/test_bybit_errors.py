@@ -6,7 +6,14 @@ from datetime import timedelta
 
 import httpx
 import pytest
-
+from bybit_support import (
+    Script,
+    VirtualTime,
+    make_client,
+    master,
+    ok,
+    ret,
+)
 from rotator.adapters.bybit.client import IP_BAN_WAIT
 from rotator.errors import (
     ExchangeAuthFailed,
@@ -19,15 +26,6 @@ from rotator.errors import (
     KeyLimitReached,
 )
 from rotator.model import KeySpec, normalize_permissions
-
-from bybit_support import (
-    Script,
-    VirtualTime,
-    make_client,
-    master,
-    ok,
-    ret,
-)
 
 KEY_RESULT = {"apiKey": "SOMEKEYID00000000001", "readOnly": 0, "permissions": {}}
 CREATED = {

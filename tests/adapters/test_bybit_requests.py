@@ -8,11 +8,6 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-
-from rotator.adapters.bybit import RequestObservation
-from rotator.errors import ExchangeAuthFailed, ExchangeRejected, ExchangeUnavailable
-from rotator.model import KeySpec, ListedStatus, SubMember, normalize_permissions
-
 from bybit_support import (
     TARGET_KEY_ID,
     Script,
@@ -22,6 +17,9 @@ from bybit_support import (
     ok,
     ret,
 )
+from rotator.adapters.bybit import RequestObservation
+from rotator.errors import ExchangeAuthFailed, ExchangeRejected, ExchangeUnavailable
+from rotator.model import KeySpec, ListedStatus, SubMember, normalize_permissions
 
 PERMS = normalize_permissions({"Spot": ["SpotTrade"], "ContractTrade": ["Order", "Position"]})
 CREATED = {

@@ -10,7 +10,6 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 from rotator.adapters.bybit import BybitAuth, sign, sign_hmac, sign_rsa
 from rotator.adapters.bybit.signing import MaskedHeaders, SigningError, string_to_sign
 from rotator.model import Credentials, KeyKind, Secret
