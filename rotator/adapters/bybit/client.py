@@ -87,7 +87,10 @@ IP_BAN_WAIT = timedelta(minutes=10)  # HTTP 403: Bybit lifts IP bans after >= 10
 _NOT_EXECUTED_TRANSPORT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """The connection was never established: no byte of the request reached Bybit."""
 
-_GONE_MARKERS = ("not exist", "not found", "does not exist")
+_GONE_MARKERS = ("not exist", "not found", "no such", "not a key of")
+"""retMsg fragments that mean "this apikey is not (any more) a key of your subs" on delete.
+
+Bybit's wording is undocumented; "not a key of" is what the simulator says."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,9 +261,10 @@ class BybitClient:
     def delete_sub_key(self, master: Credentials, key_id: str) -> None:
         """POST delete-sub-api by the master (`apikey`). A key that is already gone is deleted.
 
-        "Already gone" is a reply saying the key does not exist (retMsg "not exist"/"not found"),
-        or 10003. 10003 is ambiguous: it is also what an invalid *master* key gets, so the master
-        is checked with query-api first; only if the master is fine does 10003 mean the target.
+        "Already gone" is a refusal whose retMsg says the key does not exist (`_GONE_MARKERS`:
+        "not exist", "not found", "no such", "not a key of"), or 10003. 10003 is ambiguous: it is
+        also what an invalid *master* key gets, so the master is checked with query-api first;
+        only if the master is fine does 10003 mean the target.
         Retried like a read: a resent delete of a deleted key lands here too.
         """
         key_fp = fingerprint(key_id)
@@ -276,8 +280,8 @@ class BybitClient:
         except ExchangeRejected as exc:
             if exc.ret_code == retcodes.INVALID_KEY:
                 self.query_key(master)  # raises ExchangeAuthFailed if the master is the problem
-            elif not _says_gone(exc.ret_msg):
-                raise
+            elif type(exc) is not ExchangeRejected or not _says_gone(exc.ret_msg):
+                raise  # auth and permission failures are never "already gone"
             log.info("bybit.key.already_deleted", key_fp=key_fp, ret_code=exc.ret_code)
             return
         log.info("bybit.key.deleted", key_fp=key_fp, caller_fp=fingerprint(master.api_key))
