@@ -131,6 +131,7 @@ class Simulator:
         self._ids = itertools.count(16651283)
         self._limiter = RateLimiter()
         self._log: deque[RequestLogEntry] = deque(maxlen=self.options.request_log_size)
+        self.server: SimulatorServer | None = None  # the latest one `serve()` started
         self._routes: dict[tuple[str, str], tuple[Handler, bool]] = {
             # path -> (handler, master only)
             ("POST", "/v5/user/create-sub-api"): (self._create_sub_api, True),
@@ -334,7 +335,15 @@ class Simulator:
         """Listen on host:port (0: any free port) in a daemon thread. Close it with `.close()`."""
         from rotator.simulator.server import SimulatorServer  # noqa: PLC0415 -- server imports us
 
-        return SimulatorServer.start(self, host, port)
+        self.server = SimulatorServer.start(self, host, port)
+        return self.server
+
+    @property
+    def base_url(self) -> str:
+        """`http://HOST:PORT` of the server `serve()` started last."""
+        if self.server is None:
+            raise RuntimeError("the simulator is not serving; call serve() first")
+        return self.server.base_url
 
     # ------------------------------------------------------------------ the pipeline
     def handle(self, request: HttpRequest) -> HttpReply:
