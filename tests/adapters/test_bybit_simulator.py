@@ -26,6 +26,8 @@ from rotator.errors import (
 from rotator.model import Credentials, KeyKind, KeySpec, Secret, normalize_permissions
 from rotator.simulator import Simulator, SimulatorOptions
 
+import fixtures.simulator as shared
+
 MASTER_UID = 1000
 MASTER_KEY = "MASTERKEY0000000001"
 MASTER_SECRET = "MASTERSECRET00000000000000000000001"
@@ -320,3 +322,15 @@ def test_limiter_disabled_would_meet_10006(make_env):
     with pytest.raises(ExchangeRateLimited):
         env.client.create_sub_key(master(), SPEC, note="b")
     assert [e.ret_code for e in env.log(CREATE)] == [0, 10006]
+
+
+def test_works_with_the_shared_simulator_fixture(simulator, sim_clock):
+    """The project-wide fixture (IP-bound master on 127.0.0.1): no expiry, create works."""
+    creds = Credentials(api_key=shared.MASTER_KEY, secret=Secret(shared.MASTER_SECRET))
+    with BybitClient(simulator.base_url, clock=sim_clock, sleep=lambda _s: None) as client:
+        key = client.query_key(creds)
+        assert key.is_ip_bound
+        assert key.expires_at is None
+        assert key.deadline_day is None
+        created = client.create_sub_key(creds, SPEC, note="fixture")
+        assert [k.key_id for k in client.list_sub_keys(creds, 2001)] == [created.key_id]
