@@ -31,6 +31,8 @@ from pydantic import (
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
 from rotator.model import KeySpec, Permissions, normalize_permissions
+from rotator.policy import RotationPolicy
+from rotator.rotation import ManagedAccount, ManagedKey
 
 DEFAULT_CONFIG_PATH = Path("/etc/rotator/rotator.toml")
 CONFIG_ENV = "ROTATOR_CONFIG"
@@ -615,3 +617,38 @@ def locate_line(text: str, loc: tuple[str | int, ...]) -> int | None:
             table = f"{table}.{part}" if table else part
         i += 1
     return best
+
+
+# ------------------------------------------------------------------------------- to the core
+def rotation_policy(policy: PolicyConfig) -> RotationPolicy:
+    return RotationPolicy(
+        renew_before=policy.renew_before,
+        grace_period=policy.grace_period,
+        jitter=policy.jitter,
+        retry_budget=policy.retry_budget,
+        key_lifetime=policy.key_lifetime,
+        password_change_grace=policy.password_change_grace,
+    )
+
+
+def managed_accounts(cfg: Config) -> tuple[ManagedAccount, ...]:
+    return tuple(
+        ManagedAccount(
+            name=a.name, master_path=cfg.master_key_path(a), state_path=cfg.account_state_path(a)
+        )
+        for a in cfg.accounts
+    )
+
+
+def managed_keys(cfg: Config) -> tuple[ManagedKey, ...]:
+    return tuple(
+        ManagedKey(
+            name=k.name,
+            account=k.account,
+            spec=k.spec(),
+            consumer_path=cfg.vault_path(k),
+            state_path=cfg.state_path(k),
+            policy=rotation_policy(cfg.policy_for(k)),
+        )
+        for k in cfg.keys
+    )

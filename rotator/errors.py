@@ -8,6 +8,7 @@
     │   ├── ExchangeUnavailable         Bybit 5xx, 10000/10016, timeout, connection, malformed reply
     │   │   └── ExchangeRateLimited     10006, HTTP 429, HTTP 403 "access too frequent"
     │   ├── ExchangeClockSkew           10002: our clock and Bybit's disagree beyond recv_window
+    │   ├── HandOffFailed               a hook failed: retried, the old key is kept
     │   └── ExchangeOutcomeUnknown      a create may have committed but its reply was lost:
     │                                   never retried blindly (the note tag finds the key)
     └── PermanentError                  stop rotating this key, page a human
@@ -16,7 +17,8 @@
         │   ├── ExchangeAuthFailed      10003 unknown key, 10004 signature, 10010 IP, 33004 expired
         │   └── ExchangePermissionDenied 10005: the key lacks a permission
         ├── KeyLimitReached             the sub account already holds 20 keys
-        └── VerificationFailed          the new key does not match the spec
+        ├── VerificationFailed          the new key does not match the spec
+        └── StateCorrupt                a Vault record has an unknown shape: fix it by hand
 
 Exchange errors carry Bybit's `ret_code`, `ret_msg` and the HTTP status. Messages never contain a
 secret, a signature or a full key id: adapters build them from redacted parts only.
@@ -119,3 +121,11 @@ class KeyLimitReached(PermanentError):
 
 class VerificationFailed(PermanentError):
     """The freshly created key does not match the spec (permissions, IPs, read-only, expiry)."""
+
+
+class StateCorrupt(PermanentError):
+    """A record in Vault does not have the shape this version writes: fix or remove it by hand."""
+
+
+class HandOffFailed(TemporaryError):
+    """A hand-off hook (file, command, webhook) failed; retried, and the old key is kept."""

@@ -173,6 +173,12 @@ class ExchangeKey:
     is_master: bool | None = None
     parent_uid: int | None = None
 
+    def __repr__(self) -> str:
+        return (
+            f"ExchangeKey(key_fp={fingerprint(self.key_id)}, note={self.note!r}, "
+            f"expires_at={self.expires_at!r}, status={self.status.name})"
+        )
+
     @property
     def is_ip_bound(self) -> bool:
         return bool(self.ips) and self.ips != ("*",)
@@ -188,6 +194,9 @@ class CreatedKey:
     read_only: bool
     permissions: Permissions
     secret: Secret = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"CreatedKey(key_fp={fingerprint(self.key_id)}, note={self.note!r})"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -82,3 +82,18 @@ class KeyStore(Protocol):
     def ping(self) -> None:
         """Cheap readiness probe: reachable, unsealed, authenticated. Raises on failure."""
         ...
+
+
+class HandOff(Protocol):
+    """Tells a key's consumers that a new key is in Vault (file, command, webhook hooks)."""
+
+    def deliver(self, key_name: str, record: dict[str, Any]) -> None:
+        """Hand the consumer record over. Raises `HandOffFailed` (temporary) on failure."""
+        ...
+
+
+class NoHandOff:
+    """Consumers read Vault themselves: nothing to do."""
+
+    def deliver(self, key_name: str, record: dict[str, Any]) -> None:
+        del key_name, record

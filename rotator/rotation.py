@@ -1,0 +1,1056 @@
+"""The rotation engine: level-triggered reconcile and the crash-safe rotation protocol.
+
+`Engine.reconcile()` reads Bybit (one sub-apikeys listing per sub UID) and Vault, compares them with
+the configured keys, and moves every key that has something due by as many protocol steps as it
+can, each step recorded with check-and-set *before* the next side effect:
+
+    idle ─due─▶ PLANNED ─create─▶ CREATED ─verify─▶ VERIFIED ─promote─▶ PROMOTED
+                                                                       │ hand off
+                                  idle ◀─revoke old key (grace over)─ HANDED_OFF
+
+A crash anywhere leaves a record from which the next reconcile resumes: a create whose reply was
+lost is found by the rotation id in its Bybit note and deleted (its secret is unknowable), then
+created again. Two replicas never act on the same step: each side effect is preceded by a CAS
+"claim" write; the loser gets StoreConflict and backs off. See docs/rotation.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from rotator.clock import Clock
+from rotator.errors import (
+    ExchangeAuthFailed,
+    KeyLimitReached,
+    PermanentError,
+    RotatorError,
+    StateCorrupt,
+    StoreConflict,
+    StoreDenied,
+    StoreUnavailable,
+    TemporaryError,
+    VerificationFailed,
+)
+from rotator.model import (
+    Credentials,
+    ExchangeKey,
+    KeyKind,
+    KeySpec,
+    ListedStatus,
+    Secret,
+    fingerprint,
+    permissions_as_dict,
+)
+from rotator.policy import (
+    RotationPolicy,
+    due_for_rotation,
+    effective_expiry,
+    grace_end,
+    is_escalated,
+    latest_safe_moment,
+    next_retry,
+    renewal_moment,
+)
+from rotator.ports import Exchange, HandOff, KeyStore, NoHandOff
+from rotator.state import AccountState, KeyRef, KeyState, PendingKey, Rotation, Step, parse_note
+
+log = structlog.get_logger(__name__)
+
+MAX_KEYS_PER_ACCOUNT = 20
+CLAIM_TTL = timedelta(minutes=5)  # another replica's claim younger than this is left alone
+MAX_STEPS_PER_RUN = 16  # a full rotation takes about 10 record writes
+PENDING_WRITE_TRIES = 4  # storing a fresh secret: tries before the new key is deleted again
+# Groups Bybit adds to a key on its own (reference §3.5): not a verification mismatch.
+AUTO_ADDED_GROUPS = frozenset({"Derivatives"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagedAccount:
+    name: str
+    master_path: str  # Vault record {api_key, api_secret[, kind]}
+    state_path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagedKey:
+    name: str
+    account: str
+    spec: KeySpec
+    consumer_path: str
+    state_path: str
+    policy: RotationPolicy = field(default_factory=RotationPolicy)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyReport:
+    """One key after a reconcile (or an inspection): what it is, what is next and why."""
+
+    name: str
+    account: str
+    sub_uid: int
+    state: str  # idle | planned | created | verified | promoted | handed_off | failed | escalated
+    key_id: str | None = None  # active key id (callers shorten it; never logged in full)
+    expires_at: datetime | None = None
+    renewal_at: datetime | None = None
+    next_action: str = ""  # what happens next: "rotate", "verify new key", "revoke old key", ...
+    next_at: datetime | None = None
+    reason: str = ""  # why: "expires 2026-03-01, renew 14d before", "retrying after: ..."
+    last_error: str | None = None
+    escalated: bool = False
+    completed: bool = False  # a rotation completed during this run
+    failure: str | None = None  # class of failure during this run (metrics label), or None
+    step_attempted: bool = False
+    rotations: int = 0
+    last_rotation_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountReport:
+    name: str
+    master_expires_at: datetime | None = None
+    master_ok: bool = False
+    password_changed_at: datetime | None = None
+    password_change_detected_now: bool = False
+    orphans: tuple[str, ...] = ()  # fingerprints of tagged keys no record manages
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconcileResult:
+    started_at: datetime
+    finished_at: datetime
+    keys: tuple[KeyReport, ...]
+    accounts: tuple[AccountReport, ...]
+
+    @property
+    def next_due(self) -> datetime | None:
+        moments = [k.next_at for k in self.keys if k.next_at is not None]
+        return min(moments) if moments else None
+
+    @property
+    def ok(self) -> bool:
+        return all(a.error is None for a in self.accounts)
+
+
+class _Stop(Exception):
+    def __init__(self, report: KeyReport) -> None:
+        self.report = report
+
+
+@dataclass
+class _Ctx:
+    """What one account's run shares between its keys."""
+
+    account: ManagedAccount
+    master: Credentials
+    account_state: AccountState
+    listings: dict[int, tuple[ExchangeKey, ...]] = field(default_factory=dict)
+    force: frozenset[str] = frozenset()
+    known: set[str] = field(default_factory=set)  # key ids some state record refers to
+
+
+class Engine:
+    """Reconciles managed keys. Thread-safe per account only: run one account from one thread."""
+
+    def __init__(
+        self,
+        *,
+        exchange: Exchange,
+        store: KeyStore,
+        clock: Clock,
+        accounts: Sequence[ManagedAccount],
+        keys: Sequence[ManagedKey],
+        handoff: HandOff | None = None,
+        owner: str = "rotator",
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.exchange = exchange
+        self.store = store
+        self.clock = clock
+        self.accounts = tuple(accounts)
+        self.keys = tuple(keys)
+        self.handoff = handoff or NoHandOff()
+        self.owner = owner
+        self._sleep = sleep
+
+    # ================================================================== public
+    def reconcile(
+        self, *, only: Iterable[str] | None = None, force: Iterable[str] = ()
+    ) -> ReconcileResult:
+        """Bring every (or `only` the named) key a step closer to healthy; one key's failure
+        never stops the others."""
+        started = self.clock.now()
+        wanted = set(only) if only is not None else None
+        forced = frozenset(force)
+        key_reports: list[KeyReport] = []
+        account_reports: list[AccountReport] = []
+        for account in self.accounts:
+            keys = [
+                k
+                for k in self.keys
+                if k.account == account.name and (wanted is None or k.name in wanted)
+            ]
+            if wanted is not None and not keys:
+                continue
+            areport, kreports = self._reconcile_account(account, keys, forced, act=True)
+            account_reports.append(areport)
+            key_reports.extend(kreports)
+        return ReconcileResult(
+            started_at=started,
+            finished_at=self.clock.now(),
+            keys=tuple(key_reports),
+            accounts=tuple(account_reports),
+        )
+
+    def inspect(self, *, only: Iterable[str] | None = None) -> ReconcileResult:
+        """What reconcile would see and do, with no side effect at all (reads only)."""
+        started = self.clock.now()
+        wanted = set(only) if only is not None else None
+        key_reports: list[KeyReport] = []
+        account_reports: list[AccountReport] = []
+        for account in self.accounts:
+            keys = [
+                k
+                for k in self.keys
+                if k.account == account.name and (wanted is None or k.name in wanted)
+            ]
+            if wanted is not None and not keys:
+                continue
+            areport, kreports = self._reconcile_account(account, keys, frozenset(), act=False)
+            account_reports.append(areport)
+            key_reports.extend(kreports)
+        return ReconcileResult(
+            started_at=started,
+            finished_at=self.clock.now(),
+            keys=tuple(key_reports),
+            accounts=tuple(account_reports),
+        )
+
+    def declare_password_change(self, account_name: str, at: datetime) -> AccountState:
+        """Record that the account's login password changed at `at` (rotator password-changed)."""
+        account = next(a for a in self.accounts if a.name == account_name)
+        current = self.store.read(account.state_path)
+        state = AccountState.from_record(current.data) if current else AccountState()
+        if state.password_changed_at is None or at > state.password_changed_at:
+            state = replace(state, password_changed_at=at)
+        self.store.write(
+            account.state_path, state.to_record(), cas=current.version if current else 0
+        )
+        log.warning("password_change.declared", account=account_name, at=at.isoformat())
+        return state
+
+    # ================================================================== accounts
+    def _reconcile_account(
+        self,
+        account: ManagedAccount,
+        keys: Sequence[ManagedKey],
+        forced: frozenset[str],
+        *,
+        act: bool,
+    ) -> tuple[AccountReport, list[KeyReport]]:
+        try:
+            master = self._master(account)
+            astate_v = self.store.read(account.state_path)
+            astate = AccountState.from_record(astate_v.data) if astate_v else AccountState()
+            info = self.exchange.query_key(master)
+        except RotatorError as exc:
+            error = f"account {account.name}: {exc.message}"
+            log.error("account.reconcile.failed", account=account.name, error=exc.message)
+            reports = [self._unknown_report(k, error) for k in keys]
+            return AccountReport(name=account.name, error=error), reports
+        if info.is_master is False:
+            error = (
+                f"account {account.name}: the key at {account.master_path} is a sub-account key; "
+                "store the MASTER account's key there"
+            )
+            return AccountReport(name=account.name, error=error), [
+                self._unknown_report(k, error) for k in keys
+            ]
+
+        ctx = _Ctx(account=account, master=master, account_state=astate, force=forced)
+        detected = self._detect_password_change(ctx, info, astate_v.version if astate_v else 0, act)
+
+        reports = [self._reconcile_key_isolated(k, ctx, act=act) for k in keys]
+        orphans = self._orphans(ctx)
+        if orphans:
+            log.warning("orphans.found", account=account.name, count=len(orphans), key_fps=orphans)
+        return (
+            AccountReport(
+                name=account.name,
+                master_expires_at=info.expires_at,
+                master_ok=True,
+                password_changed_at=ctx.account_state.password_changed_at,
+                password_change_detected_now=detected,
+                orphans=orphans,
+            ),
+            reports,
+        )
+
+    def _master(self, account: ManagedAccount) -> Credentials:
+        record = self.store.read(account.master_path)
+        if record is None:
+            raise StoreDenied(
+                f"no master key at Vault path {account.master_path}; store it with "
+                f"`bao kv put <mount>/{account.master_path} api_key=... api_secret=-` "
+                "(the secret from stdin)"
+            )
+        api_key, api_secret = record.data.get("api_key"), record.data.get("api_secret")
+        if not isinstance(api_key, str) or not isinstance(api_secret, str) or not api_key:
+            raise StateCorrupt(
+                f"the master key record at {account.master_path} needs string fields "
+                "api_key and api_secret"
+            )
+        kind = KeyKind.RSA if record.data.get("kind") == "rsa" else KeyKind.HMAC
+        return Credentials(api_key=api_key, secret=Secret(api_secret), kind=kind)
+
+    def _detect_password_change(
+        self, ctx: _Ctx, master_info: ExchangeKey, version: int, act: bool
+    ) -> bool:
+        """An expiry that moves earlier (or appears) on the same master key means the account's
+        password changed: every key of the account then dies `password_change_grace` later."""
+        old = ctx.account_state
+        fp = fingerprint(master_info.key_id)
+        new_expiry = master_info.expires_at
+        changed_at: datetime | None = None
+        if (
+            old.master_key_fp == fp
+            and new_expiry is not None
+            and (
+                old.master_expires_at is None
+                or new_expiry < old.master_expires_at - timedelta(minutes=1)
+            )
+        ):
+            grace = max(
+                (k.policy.password_change_grace for k in self.keys), default=timedelta(days=7)
+            )
+            changed_at = min(self.clock.now(), new_expiry - grace)
+            if old.password_changed_at is not None and changed_at <= old.password_changed_at:
+                changed_at = None
+        new_state = replace(
+            old,
+            master_key_fp=fp,
+            master_expires_at=new_expiry,
+            password_changed_at=changed_at or old.password_changed_at,
+        )
+        if changed_at is not None:
+            log.critical(
+                "password_change.detected",
+                account=ctx.account.name,
+                keys_die_at=(new_expiry.isoformat() if new_expiry else None),
+                action="rotating every key of the account now; replace the master key by hand",
+            )
+        if act and new_state != old:
+            # On a conflict another replica recorded the same facts; the next run re-reads.
+            with contextlib.suppress(StoreConflict):
+                self.store.write(ctx.account.state_path, new_state.to_record(), cas=version)
+        ctx.account_state = new_state
+        return changed_at is not None
+
+    def _orphans(self, ctx: _Ctx) -> tuple[str, ...]:
+        """Tagged keys on the listed sub UIDs that no state record read this run knows about."""
+        found = [
+            fingerprint(item.key_id)
+            for listing in ctx.listings.values()
+            for item in listing
+            if parse_note(item.note) and item.key_id not in ctx.known
+        ]
+        return tuple(sorted(found))
+
+    # ================================================================== keys
+    def _reconcile_key_isolated(self, key: ManagedKey, ctx: _Ctx, *, act: bool) -> KeyReport:
+        with structlog.contextvars.bound_contextvars(key=key.name, account=key.account):
+            try:
+                return self._reconcile_key(key, ctx, act=act)
+            except _Stop as stop:
+                return stop.report
+            except RotatorError as exc:
+                log.error("key.reconcile.failed", error=exc.message, kind=type(exc).__name__)
+                return self._unknown_report(key, exc.message, failure=_failure_class(exc))
+            except Exception as exc:
+                log.exception("key.reconcile.crashed", error=type(exc).__name__)
+                return self._unknown_report(
+                    key, f"internal error: {type(exc).__name__}", failure="bug"
+                )
+
+    def _listing(self, ctx: _Ctx, sub_uid: int, *, fresh: bool = False) -> tuple[ExchangeKey, ...]:
+        if fresh or sub_uid not in ctx.listings:
+            ctx.listings[sub_uid] = self.exchange.list_sub_keys(ctx.master, sub_uid)
+        return ctx.listings[sub_uid]
+
+    def _read_state(self, key: ManagedKey, ctx: _Ctx | None = None) -> tuple[KeyState, int]:
+        record = self.store.read(key.state_path)
+        if record is None:
+            return KeyState(), 0
+        try:
+            state = KeyState.from_record(record.data, f"state record {key.state_path}")
+        except StateCorrupt as exc:
+            raise StateCorrupt(
+                f"{exc.message}; fix the record or delete it (then `rotator adopt` the live key)"
+            ) from None
+        if ctx is not None:
+            refs = (state.active, state.previous, state.rotation and state.rotation.pending)
+            ctx.known.update(ref.key_id for ref in refs if ref)
+        return state, record.version
+
+    def _expiry_of_active(
+        self, key: ManagedKey, state: KeyState, ctx: _Ctx
+    ) -> tuple[datetime | None, ExchangeKey | None]:
+        if state.active is None:
+            return None, None
+        listed = next(
+            (k for k in self._listing(ctx, key.spec.sub_uid) if k.key_id == state.active.key_id),
+            None,
+        )
+        reported = listed.expires_at if listed else state.active.expires_at
+        created = state.active.created_at or (listed.created_at if listed else None)
+        expiry = effective_expiry(
+            reported=reported,
+            created_at=created,
+            ip_bound=key.spec.is_ip_bound,
+            password_changed_at=ctx.account_state.password_changed_at,
+            policy=key.policy,
+        )
+        return expiry, listed
+
+    def _reconcile_key(self, key: ManagedKey, ctx: _Ctx, *, act: bool) -> KeyReport:
+        completed = False
+        attempted = False
+        for _ in range(MAX_STEPS_PER_RUN):
+            now = self.clock.now()
+            state, version = self._read_state(key, ctx)
+            expiry, listed = self._expiry_of_active(key, state, ctx)
+            rot = state.rotation
+            if rot is None:
+                reason = self._rotation_reason(key, state, expiry, listed, ctx, now)
+                if reason is None or completed:  # at most one rotation per key per run
+                    return self._idle_report(key, state, expiry, now, completed=completed)
+                if not act:
+                    return self._report(
+                        key,
+                        state,
+                        expiry,
+                        now,
+                        state="idle",
+                        next_action="rotate",
+                        next_at=now,
+                        reason=reason,
+                    )
+                rotation = Rotation(
+                    id=secrets.token_hex(6), reason=reason, step=Step.PLANNED, started_at=now
+                )
+                self._write(key, state.with_rotation(rotation), version)
+                log.info("rotation.planned", rotation_id=rotation.id, reason=reason)
+                continue
+
+            # -------- a rotation is in flight
+            deadline = latest_safe_moment(expiry, key.policy) if expiry else None
+            if not act:
+                return self._inflight_report(key, state, expiry, now)
+            if rot.next_try is not None and now < rot.next_try and key.name not in ctx.force:
+                return self._inflight_report(key, state, expiry, now)
+            if (
+                rot.claimed_by not in (None, self.owner)
+                and rot.claimed_at is not None
+                and now - rot.claimed_at < CLAIM_TTL
+            ):
+                return self._inflight_report(
+                    key, state, expiry, now, note=f"step claimed by replica {rot.claimed_by}"
+                )
+            attempted = True
+            try:
+                done = self._step(key, ctx, state, version, expiry, now)
+            except StoreConflict:
+                log.info("rotation.step.conflict", step=rot.step.value, action="backing off")
+                raise _Stop(
+                    self._inflight_report(
+                        key,
+                        state,
+                        expiry,
+                        now,
+                        note="another writer changed the state record; re-reading next run",
+                    )
+                ) from None
+            except RotatorError as exc:
+                report = self._record_failure(key, state, exc, expiry, deadline)
+                raise _Stop(report) from None
+            if done:
+                completed = True
+        state, _ = self._read_state(key)
+        expiry, _ = self._expiry_of_active(key, state, ctx)
+        if state.rotation is None:
+            return self._idle_report(key, state, expiry, self.clock.now(), completed=completed)
+        return self._inflight_report(key, state, expiry, self.clock.now(), attempted=attempted)
+
+    def _rotation_reason(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        expiry: datetime | None,
+        listed: ExchangeKey | None,
+        ctx: _Ctx,
+        now: datetime,
+    ) -> str | None:
+        if state.active is None:
+            return "initial"
+        if listed is None or listed.status == ListedStatus.EXPIRED:
+            return "active_missing"
+        if key.name in ctx.force:
+            return "forced"
+        seed = f"{key.name}:{state.active.key_id}"
+        if due_for_rotation(expiry, seed, key.policy, now):
+            changed = ctx.account_state.password_changed_at
+            created = state.active.created_at
+            if changed is not None and (created is None or created < changed):
+                return "password_change"
+            return "expiring"
+        return None
+
+    # ================================================================== steps
+    def _step(
+        self,
+        key: ManagedKey,
+        ctx: _Ctx,
+        state: KeyState,
+        version: int,
+        expiry: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """Run the next step of the rotation in flight. Returns True when the rotation completed."""
+        rot = state.rotation
+        assert rot is not None  # noqa: S101 (caller checked; narrows the type)
+        if rot.step is Step.PLANNED:
+            self._create(key, ctx, state, version)
+        elif rot.step is Step.CREATED:
+            self._verify(key, ctx, state, version)
+        elif rot.step is Step.VERIFIED:
+            self._promote(key, state, version)
+        elif rot.step is Step.PROMOTED:
+            self._hand_off(key, state, version, now)
+        elif rot.step is Step.HANDED_OFF:
+            if rot.grace_until is not None and now < rot.grace_until:
+                raise _Stop(self._inflight_report(key, state, expiry, now))
+            self._revoke(key, ctx, state, version)
+            return True
+        return False
+
+    def _claim(self, key: ManagedKey, state: KeyState, version: int) -> tuple[KeyState, int]:
+        """Record that this replica is about to cause the current step's side effect."""
+        rot = state.rotation
+        assert rot is not None  # noqa: S101
+        claimed = state.with_rotation(
+            replace(
+                rot, attempts=rot.attempts + 1, claimed_by=self.owner, claimed_at=self.clock.now()
+            )
+        )
+        return claimed, self._write(key, claimed, version)
+
+    def _create(self, key: ManagedKey, ctx: _Ctx, state: KeyState, version: int) -> None:
+        state, version = self._claim(key, state, version)
+        rot = state.rotation
+        assert rot is not None  # noqa: S101
+        listing = self._listing(ctx, key.spec.sub_uid, fresh=True)
+        consumer = self.store.read(key.consumer_path)
+        keep = {ref.key_id for ref in (state.active, state.previous) if ref is not None}
+        if consumer is not None and isinstance(consumer.data.get("api_key"), str):
+            keep.add(consumer.data["api_key"])
+        remaining = []
+        for item in listing:
+            tag = parse_note(item.note)
+            stale = tag is not None and (
+                tag.rotation_id == rot.id or (tag.key_name == key.name and item.key_id not in keep)
+            )
+            if stale:
+                # A key we created whose secret never reached Vault (lost reply, crash): nobody can
+                # hold its secret, so it is deleted before we create another.
+                self.exchange.delete_sub_key(ctx.master, item.key_id)
+                log.warning(
+                    "orphan.deleted",
+                    key_fp=fingerprint(item.key_id),
+                    rotation_id=tag.rotation_id if tag else None,
+                )
+            else:
+                remaining.append(item)
+        if len(remaining) >= MAX_KEYS_PER_ACCOUNT:
+            raise KeyLimitReached(
+                f"sub UID {key.spec.sub_uid} already holds {len(remaining)} API keys, Bybit's "
+                f"limit is {MAX_KEYS_PER_ACCOUNT}: delete keys nobody uses (Bybit web UI: API "
+                "management) and the rotation will continue"
+            )
+        ctx.listings.pop(key.spec.sub_uid, None)
+        created = self.exchange.create_sub_key(ctx.master, key.spec, note=rot.note(key.name))
+        pending = PendingKey(
+            key_id=created.key_id, secret=created.secret, created_at=self.clock.now()
+        )
+        log.info("rotation.key_created", rotation_id=rot.id, key_fp=fingerprint(created.key_id))
+        new_state = state.with_rotation(
+            replace(
+                rot,
+                step=Step.CREATED,
+                pending=pending,
+                attempts=0,
+                failures=0,
+                next_try=None,
+                last_error=None,
+                secret_since=version + 1,
+            )
+        )
+        self._store_pending(key, ctx, new_state, version, created.key_id)
+
+    def _store_pending(
+        self, key: ManagedKey, ctx: _Ctx, new_state: KeyState, version: int, key_id: str
+    ) -> None:
+        """The secret exists only in memory now: get it into Vault, or delete the key on Bybit."""
+        delay = 1.0
+        for attempt in range(PENDING_WRITE_TRIES):
+            try:
+                self._write(key, new_state, version)
+            except StoreUnavailable as exc:
+                log.warning(
+                    "rotation.pending_write.retried", attempt=attempt + 1, error=exc.message
+                )
+                if attempt + 1 < PENDING_WRITE_TRIES:
+                    self._sleep(delay)
+                    delay *= 2
+                continue
+            except (StoreConflict, StoreDenied):
+                self._delete_unstored(ctx, key_id)
+                raise
+            else:
+                return
+        self._delete_unstored(ctx, key_id)
+        raise StoreUnavailable(
+            "the new key's secret could not be written to Vault; the key was deleted on Bybit "
+            "and the rotation will be retried"
+        )
+
+    def _delete_unstored(self, ctx: _Ctx, key_id: str) -> None:
+        try:
+            self.exchange.delete_sub_key(ctx.master, key_id)
+            log.warning("rotation.unstored_key_deleted", key_fp=fingerprint(key_id))
+        except RotatorError as exc:
+            # Its note still carries the rotation id: the next create step sweeps it.
+            log.error(
+                "rotation.unstored_key_delete_failed", key_fp=fingerprint(key_id), error=exc.message
+            )
+
+    def _verify(self, key: ManagedKey, ctx: _Ctx, state: KeyState, version: int) -> None:
+        state, version = self._claim(key, state, version)
+        rot = state.rotation
+        assert rot is not None and rot.pending is not None  # noqa: S101
+        pending = rot.pending
+        problem: RotatorError | None = None
+        try:
+            info = self.exchange.query_key(
+                Credentials(api_key=pending.key_id, secret=pending.secret)
+            )
+        except ExchangeAuthFailed as exc:
+            problem = exc
+        else:
+            problems = verification_problems(key.spec, info, key.policy, self.clock.now())
+            if problems:
+                problem = VerificationFailed(
+                    "new key does not match the spec: " + "; ".join(problems)
+                )
+        if problem is not None:
+            # The new key is unusable: delete it, and plan a fresh create (same rotation id).
+            self.exchange.delete_sub_key(ctx.master, pending.key_id)
+            log.error("rotation.verify_failed", error=problem.message, action="new key deleted")
+            back = state.with_rotation(replace(rot, step=Step.PLANNED, pending=None))
+            version = self._write(key, back, version)
+            self._destroy_secret_versions(key, rot.secret_since, version)
+            raise problem
+        verified = replace(pending, expires_at=info.expires_at)
+        self._write(
+            key,
+            state.with_rotation(replace(rot, step=Step.VERIFIED, pending=verified, attempts=0)),
+            version,
+        )
+        log.info("rotation.verified", rotation_id=rot.id, key_fp=fingerprint(pending.key_id))
+
+    def _promote(self, key: ManagedKey, state: KeyState, version: int) -> None:
+        rot = state.rotation
+        assert rot is not None and rot.pending is not None  # noqa: S101
+        pending = rot.pending
+        consumer = self.store.read(key.consumer_path)
+        if consumer is not None and consumer.data.get("api_key") == pending.key_id:
+            consumer_version = consumer.version  # written before a crash: promotion is idempotent
+        else:
+            record = consumer_record(key, pending, rot.id)
+            consumer_version = self.store.write(
+                key.consumer_path, record, cas=consumer.version if consumer else 0
+            )
+        active = KeyRef(
+            key_id=pending.key_id,
+            created_at=pending.created_at,
+            expires_at=pending.expires_at,
+            consumer_version=consumer_version,
+        )
+        promoted = replace(
+            state,
+            active=active,
+            previous=state.active,
+            rotation=replace(rot, step=Step.PROMOTED, pending=None, attempts=0),
+        )
+        new_version = self._write(key, promoted, version)
+        self._destroy_secret_versions(key, rot.secret_since, new_version)
+        log.info(
+            "rotation.promoted",
+            rotation_id=rot.id,
+            key_fp=fingerprint(pending.key_id),
+            vault_version=consumer_version,
+        )
+
+    def _destroy_secret_versions(self, key: ManagedKey, since: int | None, upto: int) -> None:
+        """Drop the state versions that held the pending secret: it now lives only where consumers
+        read it. Best effort: a failure leaves them readable only under the state path's policy."""
+        if since is None or since >= upto:
+            return
+        try:
+            self.store.destroy_versions(key.state_path, list(range(since, upto)))
+        except RotatorError as exc:
+            log.warning("state.secret_versions.destroy_failed", error=exc.message)
+
+    def _hand_off(self, key: ManagedKey, state: KeyState, version: int, now: datetime) -> None:
+        rot = state.rotation
+        assert rot is not None  # noqa: S101
+        previous = state.previous
+        forced = False
+        state, version = self._claim(key, state, version)
+        consumer = self.store.read(key.consumer_path)
+        if consumer is None:
+            raise StoreUnavailable(f"consumer record {key.consumer_path} vanished after promotion")
+        try:
+            self.handoff.deliver(key.name, consumer.data)
+        except TemporaryError as exc:
+            old_expiry = previous.expires_at if previous else None
+            if old_expiry is None or now < old_expiry:
+                raise
+            # The old key is dead anyway: nothing is gained by keeping the rotation open.
+            forced = True
+            log.critical(
+                "handoff.forced",
+                error=exc.message,
+                action="old key expired before hand-off succeeded; revoking it anyway",
+            )
+        rot = state.rotation
+        assert rot is not None  # noqa: S101
+        until = grace_end(self.clock.now(), previous.expires_at if previous else None, key.policy)
+        if previous is None:
+            until = self.clock.now()
+        self._write(
+            key,
+            state.with_rotation(
+                replace(
+                    rot,
+                    step=Step.HANDED_OFF,
+                    grace_until=until,
+                    handoff_forced=forced,
+                    attempts=0,
+                    failures=0,
+                    next_try=None,
+                    last_error=None,
+                )
+            ),
+            version,
+        )
+        log.info("rotation.handed_off", rotation_id=rot.id, revoke_after=until.isoformat())
+
+    def _revoke(self, key: ManagedKey, ctx: _Ctx, state: KeyState, version: int) -> None:
+        rot = state.rotation
+        assert rot is not None  # noqa: S101
+        previous = state.previous
+        if previous is not None:
+            state, version = self._claim(key, state, version)
+            self.exchange.delete_sub_key(ctx.master, previous.key_id)
+            ctx.listings.pop(key.spec.sub_uid, None)
+        done = replace(
+            state,
+            previous=None,
+            rotation=None,
+            last_rotation_at=self.clock.now(),
+            rotations=state.rotations + (0 if rot.reason == "initial" else 1),
+        )
+        self._write(key, done, version)
+        if previous is not None and previous.consumer_version is not None:
+            try:
+                self.store.destroy_versions(key.consumer_path, [previous.consumer_version])
+            except RotatorError as exc:
+                log.warning("consumer.old_version.destroy_failed", error=exc.message)
+        log.info(
+            "rotation.completed",
+            rotation_id=rot.id,
+            reason=rot.reason,
+            key_fp=fingerprint(state.active.key_id) if state.active else None,
+            old_key_fp=fingerprint(previous.key_id) if previous else None,
+            duration_s=round((self.clock.now() - rot.started_at).total_seconds(), 3),
+        )
+
+    # ================================================================== records
+    def _write(self, key: ManagedKey, state: KeyState, version: int) -> int:
+        return self.store.write(key.state_path, state.to_record(), cas=version)
+
+    def _record_failure(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        exc: RotatorError,
+        expiry: datetime | None,
+        deadline: datetime | None,
+    ) -> KeyReport:
+        now = self.clock.now()
+        # Re-read: the failing step may have written (claim, rollback) before it failed.
+        try:
+            state, version = self._read_state(key)
+        except RotatorError:
+            version = -1
+        rot = state.rotation
+        failure = _failure_class(exc)
+        if rot is not None and version >= 0:
+            failures = rot.failures + 1
+            retry_at = next_retry(failures, f"{key.name}:{rot.id}", now, deadline)
+            if isinstance(exc, TemporaryError) and exc.retry_after is not None:
+                retry_at = max(retry_at, now + exc.retry_after)
+            updated = state.with_rotation(
+                replace(
+                    rot,
+                    failures=failures,
+                    next_try=retry_at,
+                    last_error=_short(exc.message),
+                    claimed_by=None,
+                    claimed_at=None,
+                )
+            )
+            try:
+                self._write(key, updated, version)
+                state = updated
+            except RotatorError as write_exc:
+                log.error("rotation.failure_record.failed", error=write_exc.message)
+        level = "error" if isinstance(exc, PermanentError) else "warning"
+        getattr(log, level)(
+            "rotation.step.failed",
+            step=rot.step.value if rot else None,
+            error=exc.message,
+            failure=failure,
+            retry_at=state.rotation.next_try.isoformat()
+            if state.rotation and state.rotation.next_try
+            else None,
+        )
+        report = self._inflight_report(key, state, expiry, now, attempted=True)
+        return replace(report, failure=failure)
+
+    # ================================================================== reports
+    def _report(
+        self,
+        key: ManagedKey,
+        record: KeyState,
+        expiry: datetime | None,
+        now: datetime,
+        **fields: Any,
+    ) -> KeyReport:
+        renewal = None
+        if expiry is not None and record.active is not None:
+            renewal = renewal_moment(expiry, f"{key.name}:{record.active.key_id}", key.policy)
+        base: dict[str, Any] = {
+            "name": key.name,
+            "account": key.account,
+            "sub_uid": key.spec.sub_uid,
+            "key_id": record.active.key_id if record.active else None,
+            "expires_at": expiry,
+            "renewal_at": renewal,
+            "rotations": record.rotations,
+            "last_rotation_at": record.last_rotation_at,
+            "escalated": is_escalated(expiry, key.policy, now) and record.rotation is not None,
+        }
+        base.update(fields)
+        return KeyReport(**base)
+
+    def _idle_report(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        expiry: datetime | None,
+        now: datetime,
+        *,
+        completed: bool,
+    ) -> KeyReport:
+        if expiry is None:
+            return self._report(
+                key,
+                state,
+                expiry,
+                now,
+                state="idle",
+                next_action="none",
+                reason="the key never expires (IP-bound)",
+                completed=completed,
+            )
+        renewal = renewal_moment(
+            expiry, f"{key.name}:{state.active.key_id if state.active else ''}", key.policy
+        )
+        return self._report(
+            key,
+            state,
+            expiry,
+            now,
+            state="idle",
+            next_action="rotate",
+            next_at=renewal,
+            reason=f"expires {expiry:%Y-%m-%d %H:%M}Z; rotation starts before then",
+            completed=completed,
+        )
+
+    def _inflight_report(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        expiry: datetime | None,
+        now: datetime,
+        *,
+        note: str | None = None,
+        attempted: bool = False,
+    ) -> KeyReport:
+        rot = state.rotation
+        if rot is None:
+            return self._idle_report(key, state, expiry, now, completed=False)
+        action = {
+            Step.PLANNED: "create new key",
+            Step.CREATED: "verify new key",
+            Step.VERIFIED: "promote new key",
+            Step.PROMOTED: "hand off new key",
+            Step.HANDED_OFF: "revoke old key",
+        }[rot.step]
+        when = rot.next_try or now
+        if rot.step is Step.HANDED_OFF and rot.grace_until is not None and rot.next_try is None:
+            when = rot.grace_until
+        escalated = is_escalated(expiry, key.policy, now) and rot.step in (
+            Step.PLANNED,
+            Step.CREATED,
+            Step.VERIFIED,
+        )
+        state_name = rot.step.value
+        if rot.last_error and rot.next_try is not None:
+            state_name = "failed"
+        if escalated:
+            state_name = "escalated"
+        reason = note or (
+            f"retrying after: {rot.last_error}"
+            if rot.last_error
+            else f"rotation {rot.id} ({rot.reason})"
+        )
+        if rot.step is Step.HANDED_OFF and not rot.last_error:
+            reason = "grace period for consumers of the old key"
+        return self._report(
+            key,
+            state,
+            expiry,
+            now,
+            state=state_name,
+            next_action=action,
+            next_at=when,
+            reason=reason,
+            last_error=rot.last_error,
+            escalated=escalated,
+            step_attempted=attempted,
+        )
+
+    def _unknown_report(self, key: ManagedKey, error: str, failure: str | None = None) -> KeyReport:
+        return KeyReport(
+            name=key.name,
+            account=key.account,
+            sub_uid=key.spec.sub_uid,
+            state="failed",
+            next_action="retry",
+            reason=error,
+            last_error=error,
+            failure=failure,
+        )
+
+
+# ====================================================================== pure helpers
+def verification_problems(
+    spec: KeySpec, info: ExchangeKey, policy: RotationPolicy, now: datetime
+) -> list[str]:
+    """What differs between the spec and what query-api (signed by the new key) reports."""
+    problems = []
+    wanted = dict(spec.permissions)
+    got = dict(info.permissions)
+    for group, values in wanted.items():
+        missing = set(values) - set(got.get(group, ()))
+        if missing:
+            problems.append(f"permission {group} lacks {sorted(missing)}")
+    for group, values in got.items():
+        extra = set(values) - set(wanted.get(group, ()))
+        if extra and group not in AUTO_ADDED_GROUPS:
+            problems.append(f"unexpected permission {group} {sorted(extra)}")
+    if info.read_only != spec.read_only:
+        problems.append(f"readOnly is {int(info.read_only)}, wanted {int(spec.read_only)}")
+    want_ips = set(spec.ips) if spec.is_ip_bound else {"*"}
+    got_ips = set(info.ips) or {"*"}
+    if got_ips != want_ips:
+        problems.append(f"IPs are {sorted(got_ips)}, wanted {sorted(want_ips)}")
+    if info.is_master:
+        problems.append("the new key is a master key")
+    if info.user_id is not None and info.user_id != spec.sub_uid:
+        problems.append(f"the new key belongs to UID {info.user_id}, wanted {spec.sub_uid}")
+    if spec.is_ip_bound:
+        if info.expires_at is not None and info.expires_at < now + policy.renew_before:
+            problems.append("the IP-bound key expires soon (password change pending?)")
+    elif info.expires_at is None:
+        problems.append("the unbound key reports no expiry")
+    elif info.expires_at <= now + policy.renew_before:
+        problems.append(
+            f"the new key expires at {info.expires_at:%Y-%m-%d %H:%M}Z, before it would be due "
+            "for renewal: lower renew_before or check the account"
+        )
+    return problems
+
+
+def consumer_record(key: ManagedKey, pending: PendingKey, rotation_id: str) -> dict[str, Any]:
+    """What bots read at the key's Vault path."""
+    return {
+        "api_key": pending.key_id,
+        "api_secret": pending.secret.reveal(),
+        "created_at": pending.created_at.isoformat(),
+        "expires_at": pending.expires_at.isoformat() if pending.expires_at else None,
+        "rotation_id": rotation_id,
+        "account": key.account,
+        "sub_uid": key.spec.sub_uid,
+        "read_only": key.spec.read_only,
+        "ips": list(key.spec.ips) or ["*"],
+        "permissions": permissions_as_dict(key.spec.permissions),
+    }
+
+
+def _failure_class(exc: RotatorError) -> str:
+    """A bounded label for metrics."""
+    names = {
+        "StoreConflict": "conflict",
+        "StoreUnavailable": "vault",
+        "StoreDenied": "vault_denied",
+        "ExchangeUnavailable": "bybit",
+        "ExchangeRateLimited": "bybit_rate_limit",
+        "ExchangeClockSkew": "clock_skew",
+        "ExchangeOutcomeUnknown": "bybit_outcome_unknown",
+        "ExchangeAuthFailed": "bybit_auth",
+        "ExchangePermissionDenied": "bybit_permission",
+        "ExchangeRejected": "bybit_rejected",
+        "KeyLimitReached": "key_limit",
+        "VerificationFailed": "verification",
+        "StateCorrupt": "state_corrupt",
+        "HandOffFailed": "handoff",
+    }
+    return names.get(
+        type(exc).__name__, "temporary" if isinstance(exc, TemporaryError) else "permanent"
+    )
+
+
+def _short(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"

@@ -1,0 +1,288 @@
+"""What the engine records in Vault, and how records convert to and from KV data.
+
+Two records per managed key (layout: docs/vault-layout.md):
+- the consumer record at the key's `vault_path`: what bots read, always a verified key;
+- the state record at `<prefix>/state/<name>`: the rotation in flight, written only with
+  check-and-set, so its version number is the fence between replicas.
+One record per account at `<prefix>/accounts/<name>/state`: password change, master key expiry.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from rotator.errors import StateCorrupt
+from rotator.model import Secret
+
+SCHEMA = 1
+NOTE_PREFIX = "rotator:"
+
+
+class Step(enum.Enum):
+    """Where a rotation stands. Each is recorded before the side effect of the next one."""
+
+    PLANNED = "planned"  # rotation id chosen; next: create (note carries the id)
+    CREATED = "created"  # new key exists, its secret is held here as pending; next: verify
+    VERIFIED = "verified"  # the new key answered query-api and matches the spec; next: promote
+    PROMOTED = "promoted"  # consumers read the new key; next: hand off
+    HANDED_OFF = "handed_off"  # hooks done; next: revoke the old key when the grace ends
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _dt(value: object, what: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise StateCorrupt(f"{what}: expected a timestamp, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise StateCorrupt(f"{what}: {value!r} is not an ISO 8601 timestamp") from None
+    if parsed.tzinfo is None:
+        raise StateCorrupt(f"{what}: timestamp without a time zone")
+    return parsed.astimezone(UTC)
+
+
+def _req_dt(value: object, what: str) -> datetime:
+    parsed = _dt(value, what)
+    if parsed is None:
+        raise StateCorrupt(f"{what} is missing")
+    return parsed
+
+
+def _str(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise StateCorrupt(f"{what}: expected a non-empty string")
+    return value
+
+
+def _opt_str(value: object, what: str) -> str | None:
+    return None if value is None else _str(value, what)
+
+
+def _int(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise StateCorrupt(f"{what}: expected an integer")
+    return value
+
+
+def _dict(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise StateCorrupt(f"{what}: expected an object")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyRef:
+    """A key we know by id (no secret): the active one, or the previous one awaiting revocation."""
+
+    key_id: str
+    created_at: datetime | None = None
+    expires_at: datetime | None = None  # None: never (IP-bound) or not known
+    consumer_version: int | None = None  # the consumer record version that holds its secret
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "created_at": _ts(self.created_at),
+            "expires_at": _ts(self.expires_at),
+            "consumer_version": self.consumer_version,
+        }
+
+    @classmethod
+    def from_record(cls, raw: object, what: str) -> Self:
+        d = _dict(raw, what)
+        version = d.get("consumer_version")
+        return cls(
+            key_id=_str(d.get("key_id"), f"{what}.key_id"),
+            created_at=_dt(d.get("created_at"), f"{what}.created_at"),
+            expires_at=_dt(d.get("expires_at"), f"{what}.expires_at"),
+            consumer_version=None if version is None else _int(version, f"{what}.consumer_version"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingKey:
+    """A created, not yet promoted key. Its secret lives only here until promotion."""
+
+    key_id: str
+    secret: Secret = field(repr=False)
+    created_at: datetime
+    expires_at: datetime | None = None  # filled by verify
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "secret": self.secret.reveal(),
+            "created_at": _ts(self.created_at),
+            "expires_at": _ts(self.expires_at),
+        }
+
+    @classmethod
+    def from_record(cls, raw: object, what: str) -> Self:
+        d = _dict(raw, what)
+        return cls(
+            key_id=_str(d.get("key_id"), f"{what}.key_id"),
+            secret=Secret(_str(d.get("secret"), f"{what}.secret")),
+            created_at=_req_dt(d.get("created_at"), f"{what}.created_at"),
+            expires_at=_dt(d.get("expires_at"), f"{what}.expires_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rotation:
+    """One rotation in flight."""
+
+    id: str  # also in the new key's Bybit note: rotator:<id>:<key name>
+    reason: str  # initial | expiring | forced | password_change | active_missing
+    step: Step
+    started_at: datetime
+    pending: PendingKey | None = None
+    secret_since: int | None = (
+        None  # first state version holding pending's secret (destroyed later)
+    )
+    attempts: int = 0  # side effects tried at the current step
+    failures: int = 0  # consecutive failures (drives backoff)
+    next_try: datetime | None = None  # after a failure: not before this
+    last_error: str | None = None
+    claimed_by: str | None = None  # replica that claimed the current step
+    claimed_at: datetime | None = None
+    grace_until: datetime | None = None  # HANDED_OFF: revoke the old key from then on
+    handoff_forced: bool = False  # hand-off skipped because the old key's expiry forced it
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reason": self.reason,
+            "step": self.step.value,
+            "started_at": _ts(self.started_at),
+            "pending": None if self.pending is None else self.pending.to_record(),
+            "secret_since": self.secret_since,
+            "attempts": self.attempts,
+            "failures": self.failures,
+            "next_try": _ts(self.next_try),
+            "last_error": self.last_error,
+            "claimed_by": self.claimed_by,
+            "claimed_at": _ts(self.claimed_at),
+            "grace_until": _ts(self.grace_until),
+            "handoff_forced": self.handoff_forced,
+        }
+
+    @classmethod
+    def from_record(cls, raw: object, what: str) -> Self:
+        d = _dict(raw, what)
+        try:
+            step = Step(d.get("step"))
+        except ValueError:
+            raise StateCorrupt(f"{what}.step: unknown step {d.get('step')!r}") from None
+        pending = d.get("pending")
+        since = d.get("secret_since")
+        return cls(
+            id=_str(d.get("id"), f"{what}.id"),
+            reason=_str(d.get("reason"), f"{what}.reason"),
+            step=step,
+            started_at=_req_dt(d.get("started_at"), f"{what}.started_at"),
+            pending=None if pending is None else PendingKey.from_record(pending, f"{what}.pending"),
+            secret_since=None if since is None else _int(since, f"{what}.secret_since"),
+            attempts=_int(d.get("attempts", 0), f"{what}.attempts"),
+            failures=_int(d.get("failures", 0), f"{what}.failures"),
+            next_try=_dt(d.get("next_try"), f"{what}.next_try"),
+            last_error=_opt_str(d.get("last_error"), f"{what}.last_error"),
+            claimed_by=_opt_str(d.get("claimed_by"), f"{what}.claimed_by"),
+            claimed_at=_dt(d.get("claimed_at"), f"{what}.claimed_at"),
+            grace_until=_dt(d.get("grace_until"), f"{what}.grace_until"),
+            handoff_forced=bool(d.get("handoff_forced", False)),
+        )
+
+    def note(self, key_name: str) -> str:
+        return f"{NOTE_PREFIX}{self.id}:{key_name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyState:
+    """The state record of one managed key."""
+
+    active: KeyRef | None = None  # what consumers read; None before the first rotation
+    previous: KeyRef | None = None  # the replaced key, until it is revoked
+    rotation: Rotation | None = None
+    last_rotation_at: datetime | None = None
+    rotations: int = 0  # completed rotations
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "active": None if self.active is None else self.active.to_record(),
+            "previous": None if self.previous is None else self.previous.to_record(),
+            "rotation": None if self.rotation is None else self.rotation.to_record(),
+            "last_rotation_at": _ts(self.last_rotation_at),
+            "rotations": self.rotations,
+        }
+
+    @classmethod
+    def from_record(cls, raw: object, what: str = "state") -> Self:
+        d = _dict(raw, what)
+        if d.get("schema") != SCHEMA:
+            raise StateCorrupt(
+                f"{what}.schema is {d.get('schema')!r}; this version reads schema {SCHEMA}"
+            )
+        active, previous, rotation = d.get("active"), d.get("previous"), d.get("rotation")
+        return cls(
+            active=None if active is None else KeyRef.from_record(active, f"{what}.active"),
+            previous=None if previous is None else KeyRef.from_record(previous, f"{what}.previous"),
+            rotation=None
+            if rotation is None
+            else Rotation.from_record(rotation, f"{what}.rotation"),
+            last_rotation_at=_dt(d.get("last_rotation_at"), f"{what}.last_rotation_at"),
+            rotations=_int(d.get("rotations", 0), f"{what}.rotations"),
+        )
+
+    def with_rotation(self, rotation: Rotation | None) -> KeyState:
+        return replace(self, rotation=rotation)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountState:
+    """What the engine remembers about a master account."""
+
+    password_changed_at: datetime | None = None
+    master_key_fp: str | None = None  # fingerprint of the master key id the expiry belongs to
+    master_expires_at: datetime | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "password_changed_at": _ts(self.password_changed_at),
+            "master_key_fp": self.master_key_fp,
+            "master_expires_at": _ts(self.master_expires_at),
+        }
+
+    @classmethod
+    def from_record(cls, raw: object, what: str = "account state") -> Self:
+        d = _dict(raw, what)
+        return cls(
+            password_changed_at=_dt(d.get("password_changed_at"), f"{what}.password_changed_at"),
+            master_key_fp=_opt_str(d.get("master_key_fp"), f"{what}.master_key_fp"),
+            master_expires_at=_dt(d.get("master_expires_at"), f"{what}.master_expires_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NoteTag:
+    rotation_id: str
+    key_name: str
+
+
+def parse_note(note: str) -> NoteTag | None:
+    """The tag our creates put in Bybit's `note`, or None for keys we did not create."""
+    if not note.startswith(NOTE_PREFIX):
+        return None
+    rotation_id, sep, key_name = note[len(NOTE_PREFIX) :].partition(":")
+    if not sep or not rotation_id or not key_name:
+        return None
+    return NoteTag(rotation_id=rotation_id, key_name=key_name)
