@@ -28,6 +28,7 @@ import structlog
 
 from rotator.clock import Clock
 from rotator.errors import (
+    ConfigError,
     ExchangeAuthFailed,
     KeyLimitReached,
     PermanentError,
@@ -246,6 +247,61 @@ class Engine:
         )
         log.warning("password_change.declared", account=account_name, at=at.isoformat())
         return state
+
+    def adopt(self, name: str, key_id: str, secret: Secret) -> KeyReport:
+        """Take an existing key (e.g. made by hand in the web UI) under management.
+
+        The key must answer query-api signed with `secret`, belong to the configured sub UID and
+        match the spec. It becomes the active key; a key managed before stays on Bybit untouched
+        (reported as an orphan if we created it). Refused while a rotation is in flight.
+        """
+        key = next((k for k in self.keys if k.name == name), None)
+        if key is None:
+            raise ConfigError(f"no key named {name!r} in the config")
+        state, version = self._read_state(key)
+        if state.rotation is not None:
+            raise PermanentError(
+                f"key {name} has rotation {state.rotation.id} in flight "
+                f"({state.rotation.step.value}); let it finish (rotator status) and adopt after"
+            )
+        now = self.clock.now()
+        info = self.exchange.query_key(Credentials(api_key=key_id, secret=secret))
+        if info.key_id != key_id:
+            raise VerificationFailed("Bybit describes a different key than the one given")
+        problems = verification_problems(key.spec, info, key.policy, now)
+        if problems:
+            raise VerificationFailed(
+                "the key does not match the config: "
+                + "; ".join(problems)
+                + " (fix the config or the key, then adopt again)"
+            )
+        pending = PendingKey(
+            key_id=key_id,
+            secret=secret,
+            created_at=info.created_at or now,
+            expires_at=info.expires_at,
+        )
+        consumer = self.store.read(key.consumer_path)
+        consumer_version = self.store.write(
+            key.consumer_path,
+            consumer_record(key, pending, "adopted"),
+            cas=consumer.version if consumer else 0,
+        )
+        adopted = replace(
+            state,
+            active=KeyRef(
+                key_id=key_id,
+                created_at=pending.created_at,
+                expires_at=info.expires_at,
+                consumer_version=consumer_version,
+            ),
+            previous=None,
+        )
+        self._write(key, adopted, version)
+        log.info(
+            "key.adopted", key=name, key_fp=fingerprint(key_id), vault_version=consumer_version
+        )
+        return self._idle_report(key, adopted, info.expires_at, now, completed=False)
 
     # ================================================================== accounts
     def _reconcile_account(

@@ -254,3 +254,34 @@ def test_missing_master_key_is_reported(rig: Rig, name):
     assert result.accounts[0].error is not None
     assert "bao kv put" in result.accounts[0].error
     assert result.keys[0].state == "failed"
+
+
+def test_adopt_existing_key(rig: Rig):
+    """A key made by hand is verified with its own secret and stored for consumers."""
+    rig.add_key("alpha")
+    made = rig.sim.add_key(
+        2001, permissions={"ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"]}
+    )
+    engine = rig.engine()
+    from rotator.model import Secret
+
+    report = engine.adopt("alpha", made.api_key, Secret(made.api_secret))
+    assert report.state == "idle"
+    assert rig.consumer("alpha")["api_key"] == made.api_key
+    assert rig.works(rig.consumer("alpha"))
+    assert rig.state("alpha").active.key_id == made.api_key
+    # the next reconcile keeps it (no rotation: not due)
+    assert engine.reconcile().keys[0].state == "idle"
+    assert rig.consumer("alpha")["api_key"] == made.api_key
+
+
+def test_adopt_refuses_mismatch(rig: Rig):
+    """A key whose permissions differ from the config is refused with the difference."""
+    from rotator.errors import VerificationFailed
+    from rotator.model import Secret
+
+    rig.add_key("alpha")
+    made = rig.sim.add_key(2001, permissions={"Spot": ["SpotTrade"]})
+    with pytest.raises(VerificationFailed, match="ContractTrade"):
+        rig.engine().adopt("alpha", made.api_key, Secret(made.api_secret))
+    assert rig.store.read(f"{rig.prefix}/keys/alpha") is None
