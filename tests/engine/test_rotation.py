@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 from rig import Rig
-from rotator.errors import HandOffFailed
+from rotator.errors import HandOffFailed, VerificationFailed
+from rotator.model import Secret
 from rotator.state import Step
 
 
@@ -263,8 +264,6 @@ def test_adopt_existing_key(rig: Rig):
         2001, permissions={"ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"]}
     )
     engine = rig.engine()
-    from rotator.model import Secret
-
     report = engine.adopt("alpha", made.api_key, Secret(made.api_secret))
     assert report.state == "idle"
     assert rig.consumer("alpha")["api_key"] == made.api_key
@@ -277,9 +276,6 @@ def test_adopt_existing_key(rig: Rig):
 
 def test_adopt_refuses_mismatch(rig: Rig):
     """A key whose permissions differ from the config is refused with the difference."""
-    from rotator.errors import VerificationFailed
-    from rotator.model import Secret
-
     rig.add_key("alpha")
     made = rig.sim.add_key(2001, permissions={"Spot": ["SpotTrade"]})
     with pytest.raises(VerificationFailed, match="ContractTrade"):
