@@ -32,6 +32,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, each keep-alive reply then waits
+    # for the client's delayed ACK (about 40 ms on Linux loopback).
+    disable_nagle_algorithm = True
     server_version = "bybit-simulator"
     sys_version = ""
 
