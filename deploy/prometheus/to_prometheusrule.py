@@ -1,5 +1,5 @@
 # ruff: noqa: INP001  -- a stand-alone script in deploy/, not part of a package
-"""Write deploy/k8s/base/prometheusrule.yaml from deploy/prometheus/rules.yml (the one source of rules).
+"""Write deploy/k8s/base/prometheusrule.yaml from deploy/prometheus/rules.yml (the rules' source).
 
     python deploy/prometheus/to_prometheusrule.py          # rewrite the file
     python deploy/prometheus/to_prometheusrule.py --check  # exit 1 if it is out of date

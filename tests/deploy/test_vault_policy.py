@@ -86,32 +86,50 @@ def test_policy_in_practice(bao, policy_token):
         daemon.secrets.kv.v2.delete_metadata_and_all_versions(path=key)
 
 
-def test_install_guide_approle_flow(bao, tmp_path):
+def test_install_guide_approle_flow(bao):
     """The AppRole steps of docs/install-vps.md: role-id + secret-id log in with the policy."""
     mount = f"approle-{uuid.uuid4().hex[:8]}"
     policy = f"rotator-{uuid.uuid4().hex[:8]}"
     bao.bao("policy", "write", policy, str(POLICY))
     bao.bao("auth", "enable", f"-path={mount}", "approle")
-    bao.bao(
-        "write",
-        f"auth/{mount}/role/rotator",
-        f"token_policies={policy}",
-        "token_ttl=1h",
-        "token_max_ttl=4h",
-        "secret_id_ttl=90d",
-        "secret_id_num_uses=0",
-    )
-    role_id = json.loads(bao.bao("read", "-format=json", f"auth/{mount}/role/rotator/role-id"))[
-        "data"
-    ]["role_id"]
-    generated = json.loads(
-        bao.bao("write", "-format=json", "-f", f"auth/{mount}/role/rotator/secret-id")
-    )["data"]
-    # The mount's max_lease_ttl (32 days by default) silently caps the 90-day secret-id TTL.
-    assert generated["secret_id_ttl"] <= 32 * 86400
+    role = f"auth/{mount}/role/rotator"
+
+    def create_role() -> None:
+        bao.bao(
+            "write",
+            role,
+            f"token_policies={policy}",
+            "token_ttl=1h",
+            "token_max_ttl=4h",
+            "secret_id_ttl=90d",
+            "secret_id_num_uses=0",
+            "secret_id_bound_cidrs=127.0.0.1/32",
+            "token_bound_cidrs=127.0.0.1/32",
+        )
+
+    def new_secret_id() -> dict:
+        return json.loads(bao.bao("write", "-format=json", "-f", f"{role}/secret-id"))["data"]
+
+    create_role()
+    # The mount's max_lease_ttl (32 days by default) silently caps the 90-day secret-id TTL ...
+    assert new_secret_id()["secret_id_ttl"] <= 32 * 86400
+    # ... unless the mount is tuned, as the guide does (before creating the role).
+    bao.bao("auth", "tune", "-max-lease-ttl=2160h", f"{mount}/")
+    create_role()
+    generated = new_secret_id()
+    assert generated["secret_id_ttl"] == 90 * 86400
+    role_id = bao.bao("read", "-field=role_id", f"{role}/role-id").strip()
     client = hvac.Client(url=bao.address)
     login = client.auth.approle.login(
         role_id=role_id, secret_id=generated["secret_id"], mount_point=mount
     )
     assert policy in login["auth"]["policies"]
     bao.bao("auth", "disable", mount)
+
+
+def test_install_guide_master_key_from_stdin(bao):
+    """`bao kv put ... api_secret=-` reads the secret from stdin, never from argv."""
+    path = f"secret/rotator/accounts/a-{uuid.uuid4().hex[:8]}/master"
+    bao.bao("kv", "put", path, "api_key=KEY-PLACEHOLDER", "api_secret=-", stdin="from-stdin")
+    stored = json.loads(bao.bao("kv", "get", "-format=json", path))["data"]["data"]
+    assert stored == {"api_key": "KEY-PLACEHOLDER", "api_secret": "from-stdin"}
