@@ -172,6 +172,7 @@ class Engine:
         handoff: HandOff | None = None,
         owner: str = "rotator",
         sleep: Callable[[float], None] = time.sleep,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.exchange = exchange
         self.store = store
@@ -181,6 +182,9 @@ class Engine:
         self.handoff = handoff or NoHandOff()
         self.owner = owner
         self._sleep = sleep
+        # Asked before every protocol step: True (the daemon is stopping) finishes the step in
+        # flight and starts no other; the record says where the next run resumes.
+        self.should_stop: Callable[[], bool] = should_stop or (lambda: False)
 
     # ================================================================== public
     def reconcile(
@@ -480,6 +484,8 @@ class Engine:
         completed = False
         attempted = False
         for _ in range(MAX_STEPS_PER_RUN):
+            if self.should_stop():
+                break
             now = self.clock.now()
             state, version = self._read_state(key, ctx)
             expiry, listed = self._expiry_of_active(key, state, ctx)
