@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 from rig import Rig
-
 from rotator.model import Credentials
 
 GRACE = timedelta(hours=24)
 EFFECTS_PER_ROTATION = 15  # counted below by test_effect_count_is_what_the_matrix_covers
 
 
-class Crash(BaseException):  # noqa: N818 (it is a simulated process death, not an error)
+class Crash(BaseException):  # a simulated process death, not an error
     pass
 
 
@@ -110,6 +109,12 @@ def _run_to_done(rig: Rig, engine, *, rounds: int = 60) -> None:
     pytest.fail(f"rotation did not complete: {report}")
 
 
+def _run_until_crash(rig: Rig, engine) -> None:
+    for _ in range(60):
+        engine.reconcile()
+        rig.clock.advance(timedelta(hours=1))
+
+
 def _setup(rig: Rig) -> str:
     rig.add_key("alpha")
     rig.engine().reconcile()
@@ -135,9 +140,7 @@ def test_crash_anywhere_then_recover(rig: Rig, crash_at: int, after: bool):
     journal = Journal(crash_at=crash_at, crash_after=after)
     crashing = _journaled_engine(rig, journal)
     with pytest.raises(Crash):
-        for _ in range(60):
-            crashing.reconcile()
-            rig.clock.advance(timedelta(hours=1))
+        _run_until_crash(rig, crashing)
 
     survivor = Journal()  # a new process: same replica identity, no crash
     survivor.verified, survivor.promoted, survivor.deleted = (
