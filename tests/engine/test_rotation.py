@@ -146,7 +146,7 @@ def test_handoff_failure_keeps_old_key_until_it_succeeds(rig: Rig):
         fail = True
         calls = 0
 
-        def deliver(self, key_name, record):  # noqa: ARG002 (HandOff protocol)
+        def deliver(self, key_name, record):
             self.calls += 1
             if self.fail:
                 raise HandOffFailed("bot restart failed: exit status 3")
