@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -10,8 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from rotator import config
+from rotator import __version__, config
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
 
@@ -69,7 +69,7 @@ def _error(text: str) -> str:
     ("text", "expected"),
     [
         (GOOD + "[polcy]\n", "unknown option 'polcy'"),
-        (GOOD.replace('sub_uid = 2001', 'sub_uid = 2001\nsubuid = 3'), "keys[0].subuid"),
+        (GOOD.replace("sub_uid = 2001", "sub_uid = 2001\nsubuid = 3"), "keys[0].subuid"),
         (GOOD.replace('account = "main"', 'account = "mian"'), "names account 'mian'"),
         (GOOD + GOOD.split("\n\n")[1], "key 'bot1' is used twice"),
         (GOOD.replace('"Order", ', '"Order", "Fly", '), "unknown permission ContractTrade.'Fly'"),
@@ -109,10 +109,8 @@ def test_error_names_line_of_nth_array_entry():
 
 def test_too_many_keys_on_one_sub_uid():
     """Rotation needs room for a successor per key: more than 10 keys per sub UID is refused."""
-    entries = "".join(
-        GOOD.split("\n\n")[1].replace("bot1", f"bot{i}") + "\n" for i in range(11)
-    )
-    message = _error(GOOD.split("\n\n")[0] + "\n\n" + entries)
+    entries = "".join(GOOD.split("\n\n")[1].replace("bot1", f"bot{i}") + "\n" for i in range(11))
+    message = _error(GOOD.split("\n\n", maxsplit=1)[0] + "\n\n" + entries)
     assert "at most 10 keys per sub UID" in message
 
 
@@ -123,19 +121,31 @@ def test_garbage_never_crashes(text: str):
     try:
         config.parse(text, source="g.toml")
     except ConfigError as exc:
-        assert exc.message.startswith("g.toml")
+        message = exc.message
+    else:
+        return
+    assert message.startswith("g.toml")
 
 
 toml_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10) | st.floats(allow_nan=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(st.sampled_from(["bybit", "vault", "policy", "keys", "accounts", "metrics",
-                                        "notify", "logging", "x"]), toml_values, max_size=4))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["bybit", "vault", "policy", "keys", "accounts", "metrics", "notify", "logging", "x"]
+        ),
+        toml_values,
+        max_size=4,
+    )
+)
 def test_structured_garbage_never_crashes(raw: dict):
     """Well-formed TOML of the wrong shape is a ConfigError too."""
     try:
@@ -152,8 +162,14 @@ def test_duration_roundtrip(delta: timedelta):
 
 
 def _rotator(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rotator", *args], capture_output=True, text=True,
-                          check=False, timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "rotator", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
 
 
 def test_cli_check_bad_config_exits_2_without_traceback(tmp_path):
@@ -178,8 +194,6 @@ def test_cli_config_from_env(tmp_path):
     """ROTATOR_CONFIG is used when --config is absent."""
     good = tmp_path / "r.toml"
     good.write_text(GOOD)
-    import os
-
     result = _rotator("check", env={**os.environ, "ROTATOR_CONFIG": str(good)})
     assert result.returncode == 0, result.stderr
     assert "key bot1" in result.stdout
@@ -187,7 +201,5 @@ def test_cli_config_from_env(tmp_path):
 
 def test_cli_version_and_usage_error():
     """--version prints the version; an unknown command is a usage error (exit 2)."""
-    from rotator import __version__
-
     assert __version__ in _rotator("--version").stdout
     assert _rotator("no-such-command").returncode == 2
