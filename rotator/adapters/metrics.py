@@ -17,6 +17,9 @@ from rotator import __version__
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from rotator.adapters.bybit import RequestObservation
+    from rotator.rotation import KeyReport, ReconcileResult
+
 KEY_LABELS = ("key", "account", "sub_uid")
 
 # Every state a managed key can be in; exactly one is 1 in rotator_key_state at a time.
@@ -159,6 +162,26 @@ class Metrics:
             registry=r,
         )
 
+        # ---- the daemon itself
+        self.scheduler_job_errors = Counter(
+            "rotator_scheduler_job_errors",
+            "Scheduled jobs that raised (event=error) or were skipped as too late (event=missed).",
+            ("job", "event"),
+            registry=r,
+        )
+        self.notifications = Counter(
+            "rotator_notifications",
+            "Chat notifications by channel, kind and outcome (sent, failed, suppressed).",
+            ("channel", "kind", "outcome"),
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "rotator_config_reloads",
+            "SIGHUP config reloads by outcome (applied, rejected).",
+            ("outcome",),
+            registry=r,
+        )
+
     # ---- helpers the daemon calls
     def set_key_state(self, key: str, account: str, sub_uid: int, state: str) -> None:
         if state not in KEY_STATES:
@@ -178,6 +201,66 @@ class Metrics:
             _remove(gauge, labels)
         for s in KEY_STATES:
             _remove(self.key_state, (*labels, s))
+        for counter in (
+            self.rotation_attempts,
+            self.rotation_failures,
+            self.rotations_completed,
+            self.handoff_failures,
+        ):
+            for series in _label_sets(counter):
+                if series[: len(labels)] == labels:
+                    _remove(counter, series)
+
+    def observe(self, result: ReconcileResult) -> None:
+        """Feed one reconcile's result: per-key series, per-account series, run duration."""
+        for k in result.keys:
+            self._observe_key(k)
+        for a in result.accounts:
+            if a.master_ok:
+                self.master_key_expiry.labels(a.name).set(timestamp(a.master_expires_at))
+                self.orphan_keys.labels(a.name).set(len(a.orphans))
+                self.password_change_detected.labels(a.name).set(
+                    1 if a.password_changed_at is not None else 0
+                )
+        self.reconcile_duration.observe(
+            max((result.finished_at - result.started_at).total_seconds(), 0.0)
+        )
+
+    def _observe_key(self, k: KeyReport) -> None:
+        labels = (k.name, k.account, str(k.sub_uid))
+        known = k.key_id is not None or k.expires_at is not None
+        if known:  # a report of an unreadable account knows nothing about the expiry
+            self.key_expiry.labels(*labels).set(timestamp(k.expires_at))
+        if k.next_at is not None or known:
+            self.key_next_renewal.labels(*labels).set(timestamp(k.next_at))
+        if k.state in KEY_STATES:
+            self.set_key_state(k.name, k.account, k.sub_uid, k.state)
+        last = k.last_rotation_at.timestamp() if k.last_rotation_at else 0.0
+        if known or last:
+            self.key_last_rotation.labels(*labels).set(last)
+        self.key_escalated.labels(*labels).set(1 if k.escalated else 0)
+        if k.step_attempted or k.completed or k.failure is not None:
+            self.rotation_attempts.labels(*labels).inc()
+        if k.failure is not None:
+            self.rotation_failures.labels(*labels, k.failure).inc()
+        if k.completed:
+            self.rotations_completed.labels(*labels).inc()
+
+    def observe_request(self, obs: RequestObservation) -> None:
+        """The Bybit client's observer: one HTTP attempt."""
+        if obs.ret_code is not None:
+            code = str(obs.ret_code)
+        elif obs.http_status is not None:
+            code = f"http_{obs.http_status // 100}xx"
+        else:
+            code = "no_response"
+        self.bybit_requests.labels(obs.endpoint, code).inc()
+        if obs.limit_remaining is not None:
+            self.bybit_rate_limit_remaining.labels(obs.endpoint).set(obs.limit_remaining)
+
+    def observe_vault_error(self, operation: str) -> None:
+        """The Vault store's on_error hook."""
+        self.vault_errors.labels(operation).inc()
 
 
 def timestamp(when: datetime | None) -> float:
@@ -185,6 +268,17 @@ def timestamp(when: datetime | None) -> float:
     return math.inf if when is None else when.timestamp()
 
 
-def _remove(metric: Gauge, labels: tuple[str, ...]) -> None:
+def _label_sets(metric: Counter | Gauge) -> set[tuple[str, ...]]:
+    """The label values of every child of a labelled metric."""
+    names = metric._labelnames  # noqa: SLF001 (client_python has no public listing of children)
+    found: set[tuple[str, ...]] = set()
+    for family in metric.collect():
+        for sample in family.samples:
+            if all(n in sample.labels for n in names):
+                found.add(tuple(sample.labels[n] for n in names))
+    return found
+
+
+def _remove(metric: Counter | Gauge, labels: tuple[str, ...]) -> None:
     with contextlib.suppress(KeyError):
         metric.remove(*labels)
