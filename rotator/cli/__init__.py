@@ -16,8 +16,13 @@ from rotator import __version__
 # and asks for its short help), so `rotator --version` stays fast and a broken optional dependency
 # of one command cannot break the others.
 COMMANDS: dict[str, str] = {
+    "adopt": "rotator.cli.adopt:command",
     "check": "rotator.cli.check:command",
+    "password-changed": "rotator.cli.password_changed:command",
+    "plan": "rotator.cli.plan:command",
+    "rotate": "rotator.cli.rotate:command",
     "simulate": "rotator.cli.simulate:command",
+    "status": "rotator.cli.status:command",
 }
 
 

@@ -1,0 +1,333 @@
+"""What the operator commands share: the runtime with one-line errors, time in and out, the health
+of a key, tables (rich on a TTY, tab-separated text otherwise) and the steps the engine logs.
+
+Exit codes (rotator.cli): 0 ok, 1 runtime failure (Vault or Bybit unreachable, a key failing),
+2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+import click
+import structlog
+
+from rotator import logs, wiring
+from rotator.cli.common import EXIT_FAILURE, fail_usage
+from rotator.config import Config
+from rotator.durations import parse_duration
+from rotator.errors import ConfigError, RotatorError
+from rotator.rotation import AccountReport, KeyReport
+
+# ------------------------------------------------------------------------------ errors
+
+
+def fail_runtime(message: str) -> NoReturn:
+    """Print a runtime failure as one line (no traceback) and exit 1."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_FAILURE)
+
+
+def verbose_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--verbose",
+        "-v",
+        is_flag=True,
+        help="Also show the engine's log lines (stderr), at the config's log level.",
+    )(fn)
+
+
+def setup_cli_logging(cfg: Config, *, verbose: bool) -> None:
+    """Logs go to stderr. Without --verbose only our own output is shown: the commands render
+    everything the engine found, and a failure is one line, not one line per layer."""
+    logs.configure(cfg.logging.level if verbose else "critical", cfg.logging.format, sys.stderr)
+    if not verbose:
+        logging.getLogger().setLevel(logging.CRITICAL + 1)
+
+
+@contextmanager
+def open_runtime(cfg: Config, *, preflight: bool = True) -> Iterator[wiring.Runtime]:
+    """Build the runtime; with `preflight`, first prove Vault and Bybit answer.
+
+    Any `RotatorError` inside the block ends the command: ConfigError with exit 2, the rest with
+    exit 1, each as one line.
+    """
+    runtime: wiring.Runtime | None = None
+    try:
+        runtime = wiring.build(cfg)
+        if preflight:
+            ping_vault(runtime)
+            ping_bybit(runtime)
+        yield runtime
+    except ConfigError as exc:
+        fail_usage(exc.message)
+    except RotatorError as exc:
+        fail_runtime(exc.message)
+    finally:
+        if runtime is not None:
+            runtime.close()
+
+
+def ping_vault(runtime: wiring.Runtime) -> None:
+    try:
+        runtime.store.ping()
+    except RotatorError as exc:
+        raise type(exc)(f"Vault at {runtime.config.vault.address}: {exc.message}") from None
+
+
+def ping_bybit(runtime: wiring.Runtime) -> None:
+    try:
+        runtime.exchange.ping()
+    except RotatorError as exc:
+        raise type(exc)(f"Bybit at {runtime.config.bybit.url}: {exc.message}") from None
+
+
+def known_keys(cfg: Config, names: Iterable[str]) -> list[str]:
+    """The names as given, or exit 2 naming the keys the config knows."""
+    names = list(names)
+    known = [k.name for k in cfg.keys]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        fail_usage(
+            f"no key named {', '.join(repr(n) for n in unknown)} in the config; "
+            f"known keys: {', '.join(known) or 'none'}"
+        )
+    return names
+
+
+# ------------------------------------------------------------------------------ time
+
+_RELATIVE = re.compile(r"^([+-])\s*(.+)$")
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """`now`, a relative `+30d` / `-2h` (durations as in the config), or ISO 8601 (`Z` or an
+    offset; a time without a zone is taken as UTC). Raises click.BadParameter (exit 2)."""
+    value = text.strip()
+    if value.lower() == "now":
+        return now
+    relative = _RELATIVE.match(value)
+    if relative:
+        try:
+            delta = parse_duration(relative.group(2))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        return now + delta if relative.group(1) == "+" else now - delta
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a time; write ISO 8601 (2026-03-01T12:00:00Z), "
+            "a relative time (+30d, -2h) or now"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def fmt_time(when: datetime | None) -> str:
+    return "-" if when is None else when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def fmt_delta(delta: timedelta) -> str:
+    """The two largest units: `62d3h`, `5m12s`, `0s`."""
+    seconds = int(abs(delta).total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if n]
+    return "".join(parts[:2]) or "0s"
+
+
+def fmt_relative(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "-"
+    delta = when - now
+    if abs(delta) < timedelta(seconds=1):
+        return "now"
+    return f"in {fmt_delta(delta)}" if delta > timedelta(0) else f"{fmt_delta(delta)} ago"
+
+
+def days_left(expires_at: datetime | None, now: datetime) -> float | None:
+    if expires_at is None:
+        return None
+    return round((expires_at - now) / timedelta(days=1), 2)
+
+
+# ------------------------------------------------------------------------------ health
+
+HEALTHY = ("ok", "due", "in_flight")
+"""Key health values that do not make `status` exit 1."""
+
+REASONS = {
+    "initial": "no key yet: the first one is created",
+    "expiring": "inside the renewal window before expiry",
+    "password_change": "the account password changed: keys created before it stop working",
+    "active_missing": "the active key is gone from Bybit (deleted or expired)",
+    "forced": "forced by the operator",
+}
+
+
+def explain(reason: str) -> str:
+    """The engine's reason codes as sentences; other reasons are already sentences."""
+    return REASONS.get(reason, reason)
+
+
+def key_health(report: KeyReport, now: datetime) -> str:
+    """ok | due | in_flight | failing | escalated | expired.
+
+    failing: the last step failed, or Bybit/Vault could not be read for the key's account;
+    escalated: past the latest safe moment with the rotation unfinished; expired: the active key
+    is past its expiry. Those three make `status` exit 1.
+    """
+    if report.escalated or report.state == "escalated":
+        return "escalated"
+    if report.state == "failed" or report.last_error:
+        return "failing"
+    if report.expires_at is not None and report.expires_at <= now:
+        return "expired"
+    if report.state != "idle":
+        return "in_flight"
+    if report.next_at is not None and report.next_at <= now:
+        return "due"
+    return "ok"
+
+
+def account_errors(accounts: Sequence[AccountReport]) -> list[str]:
+    return [a.error for a in accounts if a.error]
+
+
+# ------------------------------------------------------------------------------ tables
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+STYLES = {
+    "ok": "green",
+    "idle": "green",
+    "due": "yellow",
+    "in_flight": "yellow",
+    "failing": "bold red",
+    "failed": "bold red",
+    "escalated": "bold red",
+    "expired": "bold red",
+    "FAIL": "bold red",
+    "warn": "yellow",
+}
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, style_column: int | None = None
+) -> None:
+    """A rich table on a TTY; otherwise a header line and one tab-separated line per row (no
+    colour, no padding: `cut -f` and `column -t -s $'\\t'` work on it)."""
+    if not stdout_is_tty():
+        click.echo("\t".join(headers))
+        for row in rows:
+            click.echo("\t".join(cell.replace("\t", " ") for cell in row))
+        return
+    from rich.console import Console  # noqa: PLC0415 (only on a TTY: keeps piped runs light)
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        cells = list(row)
+        if style_column is not None:
+            style = STYLES.get(cells[style_column])
+            if style:
+                cells[style_column] = f"[{style}]{cells[style_column]}[/]"
+        table.add_row(*cells)
+    Console(highlight=False).print(table)
+
+
+def styled(text: str, tag: str) -> str:
+    """Colour a checklist tag on a TTY only."""
+    style = STYLES.get(tag)
+    if style is None or not stdout_is_tty():
+        return text
+    fg = {"green": "green", "yellow": "yellow", "bold red": "red"}[style]
+    return click.style(text, fg=fg, bold=style.startswith("bold"))
+
+
+# ------------------------------------------------------------------------------ engine steps
+
+STEP_TEXT = {
+    "rotation.planned": "planned      rotation {rotation_id} ({reason})",
+    "orphan.deleted": "cleanup      deleted key {key_fp}: a key we created whose secret never "
+    "reached Vault",
+    "rotation.key_created": "key_created  new key {key_fp} created on Bybit; its secret is held "
+    "in the state record",
+    "rotation.unstored_key_deleted": "rolled_back  new key {key_fp} deleted: its secret could not "
+    "be stored",
+    "rotation.verify_failed": "verify_fail  {error} ({action})",
+    "rotation.verified": "verified     the new key answers query-api and matches the config",
+    "rotation.promoted": "promoted     consumers now read the new key {key_fp} (Vault version "
+    "{vault_version})",
+    "rotation.handed_off": "handed_off   consumers told; the old key (if any) may be revoked "
+    "from {revoke_after} on",
+    "rotation.completed": "completed    old key {old_key_fp} revoked on Bybit",
+    "rotation.completed.first": "completed    the first key of this name is in place",
+    "rotation.step.failed": "FAILED       step {step}: {error}",
+    "rotation.step.conflict": "conflict     another rotator wrote the state record first; backing "
+    "off",
+    "handoff.forced": "forced       {error}: {action}",
+}
+"""Engine log events a rotation prints as progress lines. Fields are ids and fingerprints only."""
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+def step_line(event: str, fields: Mapping[str, Any]) -> str | None:
+    if event == "rotation.completed" and fields.get("old_key_fp") is None:
+        event = "rotation.completed.first"
+    template = STEP_TEXT.get(event)
+    if template is None:
+        return None
+    values = _Blank(fields)
+    for name, value in fields.items():
+        if name.endswith(("_after", "_at")) and isinstance(value, str):
+            with suppress(ValueError):
+                values[name] = fmt_time(datetime.fromisoformat(value))
+    return template.format_map(values)
+
+
+@contextmanager
+def engine_steps(callback: Callable[[str | None, str], None]) -> Iterator[None]:
+    """Call `callback(key_name, line)` for each protocol step the engine logs inside the block.
+
+    A structlog processor placed first sees every event whatever the log level (levels are
+    filtered later by the stdlib logger), so progress shows even with logs off.
+    """
+    processors = list(structlog.get_config()["processors"])
+
+    def tap(
+        _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        line = step_line(str(event_dict.get("event")), event_dict)
+        if line is not None:
+            key = structlog.contextvars.get_contextvars().get("key")
+            callback(key if isinstance(key, str) else None, line)
+        return event_dict
+
+    structlog.configure(processors=[tap, *processors])
+    try:
+        yield
+    finally:
+        structlog.configure(processors=processors)

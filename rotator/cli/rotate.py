@@ -1,0 +1,110 @@
+"""`rotator rotate NAME [--force]`: rotate one key now, through the same protocol and fences as the
+daemon (`Engine.reconcile(only=..., force=...)`), so it is safe while the daemon runs: every step
+is claimed with a check-and-set write, and the loser of a race backs off.
+
+Without --force a key that is not due is left alone (exit 0, with when it will be due).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+
+from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, load_config
+from rotator.cli.output import (
+    engine_steps,
+    explain,
+    fmt_relative,
+    fmt_time,
+    key_health,
+    known_keys,
+    open_runtime,
+    setup_cli_logging,
+    verbose_option,
+)
+from rotator.model import short_key_id
+from rotator.rotation import KeyReport
+
+
+def describe_outcome(report: KeyReport, vault_path: str, now: datetime) -> tuple[str, bool]:
+    """What happened and what happens next; False when the rotation failed."""
+    health = key_health(report, now)
+    key = short_key_id(report.key_id) if report.key_id else "-"
+    if health in ("failing", "escalated"):
+        retry = (
+            f"; the next try is {fmt_relative(report.next_at, now)} ({fmt_time(report.next_at)})"
+            if report.next_at
+            else ""
+        )
+        message = (
+            f"{report.name}: rotation {health.upper()} at step '{report.next_action}': "
+            f"{report.last_error or explain(report.reason)}{retry}; run `rotator rotate "
+            f"{report.name} --force` to retry now"
+        )
+        return message, False
+    if report.state == "idle":
+        message = (
+            f"{report.name}: rotated. Consumers read key {key} at Vault {vault_path}; "
+            f"it expires {fmt_time(report.expires_at)}, the next rotation starts "
+            f"{fmt_relative(report.next_at, now)} ({fmt_time(report.next_at)})"
+        )
+        return message, True
+    if report.state == "handed_off":
+        message = (
+            f"{report.name}: new key {key} is live at Vault {vault_path}. The old key stays valid "
+            f"for the grace period: the daemon (rotator run) revokes it "
+            f"{fmt_relative(report.next_at, now)} ({fmt_time(report.next_at)}), or run "
+            f"`rotator rotate {report.name}` after that"
+        )
+        return message, True
+    message = (
+        f"{report.name}: rotation paused at '{report.next_action}' ({explain(report.reason)}); "
+        f"it continues {fmt_relative(report.next_at, now)} (daemon or `rotator rotate "
+        f"{report.name}`)"
+    )
+    return message, True
+
+
+@click.command("rotate")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Rotate even if the key is not due (or retry now).")
+@config_option
+@verbose_option
+def command(name: str, force: bool, config_path: str, verbose: bool) -> None:
+    """Rotate key NAME now: create, verify, promote, hand off; the old key is revoked after the
+    grace period. Safe while the daemon runs."""
+    cfg = load_config(config_path)
+    setup_cli_logging(cfg, verbose=verbose)
+    known_keys(cfg, [name])
+    vault_path = cfg.vault_path(cfg.key(name))
+    with open_runtime(cfg) as runtime:
+        if not force:
+            before = runtime.engine.inspect(only={name}).keys[0]
+            now = runtime.clock.now()  # after inspect: a due key's next_at is inspect's "now"
+            if before.state == "idle" and before.next_at is not None and before.next_at > now:
+                click.echo(
+                    f"{name} is not due: rotation starts {fmt_relative(before.next_at, now)} "
+                    f"({fmt_time(before.next_at)}); it expires {fmt_time(before.expires_at)}. "
+                    "Use --force to rotate now anyway."
+                )
+                sys.exit(EXIT_OK)
+            if before.state == "idle" and before.next_at is None and not before.last_error:
+                click.echo(
+                    f"{name} needs no rotation: {explain(before.reason)}. "
+                    "Use --force to rotate anyway."
+                )
+                sys.exit(EXIT_OK)
+        click.echo(f"rotating {name}" + (" (forced)" if force else ""))
+
+        def show(_key: str | None, line: str) -> None:
+            click.echo(f"  {line}")
+
+        with engine_steps(show):
+            result = runtime.engine.reconcile(only={name}, force={name} if force else ())
+        now = runtime.clock.now()
+    report = result.keys[0]
+    message, ok = describe_outcome(report, vault_path, now)
+    click.echo(message)
+    sys.exit(EXIT_OK if ok else EXIT_FAILURE)
