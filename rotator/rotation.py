@@ -111,6 +111,9 @@ class KeyReport:
     step_attempted: bool = False
     rotations: int = 0
     last_rotation_at: datetime | None = None
+    rotation_reason: str | None = (
+        None  # why the rotation in flight started (initial, expiring, ...)
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1018,6 +1021,7 @@ class Engine:
             next_action=action,
             next_at=when,
             reason=reason,
+            rotation_reason=rot.reason,
             last_error=rot.last_error,
             escalated=escalated,
             step_attempted=attempted,
