@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from rig import Rig
-
 from rotator.state import parse_note
 
 
