@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,8 @@ class Scheduler:
         on_job_event: Callable[[str, str], None] | None = None,
     ) -> None:
         self._on_job_event = on_job_event
+        # "Added job", "Running job" at INFO on every run: our own events say what ran and why.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self._sched = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},

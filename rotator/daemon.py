@@ -1,0 +1,673 @@
+"""`rotator run`: the long-running service around the engine.
+
+What runs when (APScheduler, rotator/adapters/scheduler.py):
+- `reconcile:<account>` every `policy.reconcile_interval` (plus jitter), one job per master
+  account, so accounts rotate in parallel on the thread pool while one account's runs never
+  overlap (a per-account lock; the engine is thread-safe per account only);
+- `due:<key>` at each key's next due moment (`KeyReport.next_at`), re-planned after every
+  reconcile: a rotation step happens when it is due, not up to an interval later;
+- `probe` pings Vault and Bybit (rotator_vault_up / rotator_bybit_up, /readyz);
+- `heartbeat` proves the scheduler works; the systemd watchdog is fed only while it does.
+
+Start-up waits for Vault and Bybit with backoff (logging why, /readyz and metrics saying so,
+EXTEND_TIMEOUT_USEC keeping systemd patient) instead of crash-looping, then sends READY=1.
+SIGTERM/SIGINT: no new step starts (Engine.should_stop), the step in flight finishes, exit 0
+within STOP_TIMEOUT. SIGHUP: re-read the config; an invalid one is rejected and the old one keeps
+running; a valid one rebuilds the engines and drops the metric series of keys that left it.
+
+Tests drive it without a scheduler: `tick()` is one periodic reconcile of every account,
+`run_due(now)` what the date jobs would run; the clock is injected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from rotator import config as config_mod
+from rotator import logs
+from rotator.adapters.health import Endpoints, HealthServer
+from rotator.adapters.hooks import build_hooks
+from rotator.adapters.metrics import Metrics
+from rotator.adapters.notify import Notifier
+from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
+from rotator.adapters.scheduler import now as wall_now
+from rotator.adapters.sdnotify import SdNotify
+from rotator.clock import Clock, SystemClock
+from rotator.config import Config
+from rotator.errors import ConfigError, RotatorError
+from rotator.rotation import Engine, KeyReport, ReconcileResult
+from rotator.wiring import Runtime, build
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+STOP_TIMEOUT = timedelta(seconds=90)  # < systemd's TimeoutStopSec=2min in deploy/systemd
+STARTUP_BACKOFF_MIN_S = 1.0
+STARTUP_BACKOFF_MAX_S = 60.0
+HEARTBEAT_S = 5.0
+HEARTBEAT_STALE_S = 30.0  # no heartbeat this long: unhealthy, the watchdog stops being fed
+MIN_DUE_GAP = timedelta(seconds=1)  # never plan a due job sooner than this from now
+PROBE_MAX_INTERVAL = timedelta(seconds=30)
+READY_FACTOR = 3  # /readyz wants a successful reconcile within 3 x reconcile_interval
+
+
+@dataclass
+class _Account:
+    name: str
+    engine: Engine
+    keys: tuple[str, ...]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Probe:
+    ok: bool | None = None  # None: not probed yet
+    error: str | None = None
+    at: datetime | None = None
+
+
+class Daemon:
+    """The service: engines per account, scheduler, HTTP listener, signals, sd_notify."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        config_path: Path | None = None,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        sd: SdNotify | None = None,
+        telegram_api_base: str | None = None,
+        builder: Callable[..., Runtime] = build,
+        stop_timeout: timedelta = STOP_TIMEOUT,
+    ) -> None:
+        self.config = cfg
+        self.config_path = config_path
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self.sd = sd or SdNotify()
+        self.stop_timeout = stop_timeout
+        self._telegram_api_base = telegram_api_base
+        self._builder = builder
+        self._stop = threading.Event()  # set by SIGTERM/SIGINT or request_stop()
+        self._wake = threading.Event()  # the main loop has a signal to handle
+        self._hup = threading.Event()
+        self._inflight = 0
+        self._inflight_cv = threading.Condition()
+        self.phase = "starting"  # starting | running | stopping
+        self._heartbeat = time.monotonic()
+        self.vault = _Probe()
+        self.bybit = _Probe()
+        self.reports: dict[str, KeyReport] = {}
+        self.last_ok: dict[str, datetime] = {}  # account -> last reconcile without global failure
+        self.due: dict[str, datetime] = {}  # key -> next due moment (clock time)
+        self._due_streak: dict[str, int] = {}
+        self.scheduler: Scheduler | None = None
+        self.http: HealthServer | None = None
+        self._status = ""
+        self.runtime, self.accounts = self._build(cfg)
+        self.notifier = self._notifier(cfg)
+        self.metrics.vault_up.set(0)
+        self.metrics.bybit_up.set(0)
+
+    # ================================================================== wiring
+    def _build(self, cfg: Config) -> tuple[Runtime, dict[str, _Account]]:
+        hooks = build_hooks(cfg, on_failure=self._handoff_failed)
+        runtime = self._builder(
+            cfg,
+            clock=self.clock,
+            handoff=hooks,
+            on_vault_error=self.metrics.observe_vault_error,
+            on_bybit_request=self.metrics.observe_request,
+        )
+        base = runtime.engine
+        accounts: dict[str, _Account] = {}
+        for account in base.accounts:
+            keys = [k for k in base.keys if k.account == account.name]
+            engine = Engine(
+                exchange=base.exchange,
+                store=base.store,
+                clock=self.clock,
+                accounts=[account],
+                keys=keys,
+                handoff=hooks,
+                owner=base.owner,
+                should_stop=self._stop.is_set,
+            )
+            accounts[account.name] = _Account(
+                name=account.name, engine=engine, keys=tuple(k.name for k in keys)
+            )
+        return runtime, accounts
+
+    def _notifier(self, cfg: Config) -> Notifier:
+        def outcome(channel: str, kind: str, result: str) -> None:
+            self.metrics.notifications.labels(channel, kind, result).inc()
+
+        return Notifier.from_config(
+            cfg.notify,
+            clock=self.clock,
+            on_outcome=outcome,
+            telegram_api_base=self._telegram_api_base,
+        )
+
+    def _handoff_failed(self, key_name: str, hook: str) -> None:
+        with contextlib.suppress(KeyError):
+            key = self.config.key(key_name)
+            self.metrics.handoff_failures.labels(
+                key.name, key.account, str(key.sub_uid), hook
+            ).inc()
+
+    @property
+    def reconcile_interval(self) -> timedelta:
+        return self.config.policy.reconcile_interval
+
+    # ================================================================== the work
+    def reconcile_account(
+        self, name: str, only: tuple[str, ...] | None = None
+    ) -> ReconcileResult | None:
+        """One account's reconcile (all its keys, or `only` those): what every job calls."""
+        if self._stop.is_set():
+            return None
+        with self._running():
+            while True:
+                account = self.accounts.get(name)
+                if account is None:  # left the config on a reload
+                    return None
+                with account.lock:
+                    if self.accounts.get(name) is not account:
+                        continue  # swapped by a reload while we waited: use the new engine
+                    if self._stop.is_set():
+                        return None
+                    wanted = None if only is None else [k for k in only if k in account.keys]
+                    if wanted is not None and not wanted:
+                        return None
+                    with structlog.contextvars.bound_contextvars(account=name):
+                        try:
+                            result = account.engine.reconcile(only=wanted)
+                        except Exception as exc:
+                            # The engine isolates keys; this is a bug or an adapter escaping.
+                            log.exception("reconcile.crashed", error=type(exc).__name__)
+                            raise
+                    self._absorb(name, result, partial=only is not None)
+                    return result
+
+    def tick(self) -> list[ReconcileResult]:
+        """One periodic reconcile of every account, one after the other (tests, `rotator demo`)."""
+        results = []
+        for name in list(self.accounts):
+            result = self.reconcile_account(name)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def run_due(self, now: datetime) -> list[ReconcileResult]:
+        """Run what the date jobs would run by `now`: every key whose due moment has come."""
+        by_account: dict[str, list[str]] = {}
+        for key, when in sorted(self.due.items()):
+            if when <= now:
+                account = self._account_of(key)
+                if account is not None:
+                    by_account.setdefault(account, []).append(key)
+        results = []
+        for account, keys in by_account.items():
+            result = self.reconcile_account(account, tuple(keys))
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _account_of(self, key: str) -> str | None:
+        return next((a.name for a in self.accounts.values() if key in a.keys), None)
+
+    def _absorb(self, account: str, result: ReconcileResult, *, partial: bool) -> None:
+        """Metrics, notifications, plans and status from one result."""
+        now = self.clock.now()
+        self.metrics.observe(result)
+        for report in result.keys:
+            self.reports[report.name] = report
+            self._log_report(report)
+        if result.ok:
+            self.last_ok[account] = result.finished_at
+            self._set_last_reconcile_success()
+        self.notifier.observe(result, now)
+        self._plan(result, now)
+        log.info(
+            "reconcile.completed",
+            scope="due" if partial else "all",
+            keys=len(result.keys),
+            ok=result.ok,
+            duration_s=round((result.finished_at - result.started_at).total_seconds(), 3),
+            next_due=result.next_due.isoformat() if result.next_due else None,
+        )
+        self._update_status()
+
+    def _log_report(self, report: KeyReport) -> None:
+        if report.failure is not None or report.completed or report.step_attempted:
+            log.info(
+                "key.reconciled",
+                key=report.name,
+                state=report.state,
+                next_action=report.next_action,
+                next_at=report.next_at.isoformat() if report.next_at else None,
+                completed=report.completed,
+                failure=report.failure,
+            )
+
+    def _set_last_reconcile_success(self) -> None:
+        if not self.accounts:
+            self.metrics.last_reconcile_success.set(self.clock.now().timestamp())
+            return
+        if all(name in self.last_ok for name in self.accounts):
+            oldest = min(self.last_ok[name] for name in self.accounts)
+            self.metrics.last_reconcile_success.set(oldest.timestamp())
+
+    def _plan(self, result: ReconcileResult, now: datetime) -> None:
+        """A date job per key at its next due moment; none for keys with nothing due."""
+        for report in result.keys:
+            when = report.next_at
+            if when is None:
+                self.due.pop(report.name, None)
+                self._due_streak.pop(report.name, None)
+                if self.scheduler is not None:
+                    self.scheduler.remove(f"due:{report.name}")
+                continue
+            if when <= now and not report.completed and not report.step_attempted:
+                # Due now but nothing moved (claimed by another replica, a step refused to run):
+                # back off instead of spinning, up to one reconcile interval.
+                streak = self._due_streak.get(report.name, 0) + 1
+                self._due_streak[report.name] = streak
+                gap = min(MIN_DUE_GAP * (2 ** min(streak, 16)), self.reconcile_interval)
+            else:
+                self._due_streak.pop(report.name, None)
+                gap = MIN_DUE_GAP
+            when = max(when, now + gap)
+            self.due[report.name] = when
+            if self.scheduler is not None:
+                self.scheduler.at(
+                    f"due:{report.name}",
+                    self._due_job(report.account, report.name),
+                    wall_now() + (when - now),
+                )
+
+    # ================================================================== probes
+    def probe(self) -> bool:
+        """Ping Vault (reachable, unsealed, authenticated) and Bybit. True if both answered."""
+        now = self.clock.now()
+        results = []
+        for name, probe, ping in (
+            ("vault", self.vault, self.runtime.store.ping),
+            ("bybit", self.bybit, self.runtime.exchange.ping),
+        ):
+            error: str | None = None
+            try:
+                ping()
+            except RotatorError as exc:
+                error = exc.message
+            except Exception as exc:  # noqa: BLE001 (a probe must report, never raise)
+                error = type(exc).__name__
+            ok = error is None
+            was = probe.ok
+            probe.ok, probe.error, probe.at = ok, error, now
+            gauge = self.metrics.vault_up if name == "vault" else self.metrics.bybit_up
+            gauge.set(1 if ok else 0)
+            if not ok:
+                log.warning("dependency.unreachable", service=name, error=error)
+                self.notifier.unreachable(name, error or "unknown error")
+            elif was is False:
+                log.info("dependency.reachable_again", service=name)
+            results.append(ok)
+        return all(results)
+
+    def _due_job(self, account: str, key: str) -> Callable[[], None]:
+        return lambda: self._job(account, (key,))
+
+    def _reconcile_job(self, account: str) -> Callable[[], None]:
+        return lambda: self._job(account)
+
+    # ================================================================== health
+    def healthy(self) -> tuple[bool, dict[str, Any]]:
+        """/healthz: alive, and (once running) the scheduler runs and its heartbeat is recent."""
+        age = time.monotonic() - self._heartbeat
+        detail: dict[str, Any] = {"phase": self.phase, "heartbeat_age_s": round(age, 1)}
+        if self.phase == "running":
+            running = self.scheduler is not None and self.scheduler.running
+            detail["scheduler_running"] = running
+            return running and age < HEARTBEAT_STALE_S, detail
+        return True, detail  # starting (waiting for Vault/Bybit is healthy) or stopping
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """/readyz: Vault reachable and authenticated, every account reconciled recently."""
+        now = self.clock.now()
+        limit = self.reconcile_interval * READY_FACTOR
+        stale = [
+            name
+            for name in self.accounts
+            if name not in self.last_ok or now - self.last_ok[name] > limit
+        ]
+        detail: dict[str, Any] = {
+            "phase": self.phase,
+            "vault": {"ok": self.vault.ok, "error": self.vault.error},
+            "bybit": {"ok": self.bybit.ok, "error": self.bybit.error},
+            "last_reconcile": {n: t.isoformat() for n, t in self.last_ok.items()},
+            "stale_accounts": stale,
+        }
+        ok = self.phase == "running" and self.vault.ok is True and not stale
+        return ok, detail
+
+    def _beat(self) -> None:
+        self._heartbeat = time.monotonic()
+
+    # ================================================================== jobs
+    def _job(self, account: str, only: tuple[str, ...] | None = None) -> None:
+        # Errors are caught here so the job's own logs carry context; the scheduler's listener
+        # still counts anything that escapes.
+        try:
+            self.reconcile_account(account, only)
+        except Exception:
+            self.metrics.scheduler_job_errors.labels("due" if only else "reconcile", "error").inc()
+            raise
+
+    def _schedule_all(self, *, immediately: bool) -> None:
+        sched = self.scheduler
+        assert sched is not None  # noqa: S101 (called only once the scheduler exists)
+        interval = self.reconcile_interval
+        jitter = min(interval / 10, timedelta(seconds=30))
+        for job_id in sched.job_ids():
+            if job_id.startswith("reconcile:") and job_id[10:] not in self.accounts:
+                sched.remove(job_id)
+            if job_id.startswith("due:") and self._account_of(job_id[4:]) is None:
+                sched.remove(job_id)
+        for name in self.accounts:
+            sched.every(
+                f"reconcile:{name}",
+                self._reconcile_job(name),
+                interval,
+                jitter=jitter,
+                first_run=wall_now() if immediately else None,
+            )
+        sched.every("probe", self.probe, min(interval, PROBE_MAX_INTERVAL))
+        sched.every(
+            "heartbeat", self._beat, timedelta(seconds=HEARTBEAT_S), executor=HEARTBEAT_EXECUTOR
+        )
+
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[None]:
+        with self._inflight_cv:
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._inflight_cv:
+                self._inflight -= 1
+                self._inflight_cv.notify_all()
+
+    # ================================================================== reload
+    def reload(self) -> bool:
+        """Re-read the config file (SIGHUP). False, and the old config keeps running, if the new
+        one is invalid."""
+        if self.config_path is None:
+            log.warning("config.reload_skipped", reason="no config file to re-read")
+            return False
+        try:
+            cfg = config_mod.load(self.config_path)
+            runtime, accounts = self._build(cfg)
+        except (ConfigError, RotatorError) as exc:
+            log.error(
+                "config.reload_rejected",
+                path=str(self.config_path),
+                error=exc.message,
+                action="keeping the running config; fix the file and send SIGHUP again",
+            )
+            self.metrics.config_reloads.labels("rejected").inc()
+            return False
+        old_cfg, old_runtime, old_accounts = self.config, self.runtime, self.accounts
+        for account in old_accounts.values():  # in-flight runs finish first
+            account.lock.acquire()
+        try:
+            self.config, self.runtime, self.accounts = cfg, runtime, accounts
+            old_notifier, self.notifier = self.notifier, self._notifier(cfg)
+        finally:
+            for account in old_accounts.values():
+                account.lock.release()
+        old_notifier.close(timeout_s=1.0)
+        removed = self._forget_removed(old_cfg, cfg)
+        old_runtime.close()
+        if cfg.logging != old_cfg.logging:
+            logs.configure(cfg.logging.level, cfg.logging.format)
+        if cfg.metrics != old_cfg.metrics:
+            log.warning("config.metrics_changed", action="restart the daemon to move the listener")
+        if self.scheduler is not None:
+            self._schedule_all(immediately=True)
+        self.metrics.config_reloads.labels("applied").inc()
+        log.info(
+            "config.reloaded",
+            path=str(self.config_path),
+            accounts=len(cfg.accounts),
+            keys=len(cfg.keys),
+            removed_keys=removed,
+        )
+        return True
+
+    def _forget_removed(self, old: Config, new: Config) -> list[str]:
+        """Drop the metric series, plans and reports of keys whose labels no longer exist."""
+        current = {(k.name, k.account, k.sub_uid) for k in new.keys}
+        removed = []
+        for key in old.keys:
+            if (key.name, key.account, key.sub_uid) in current:
+                continue
+            self.metrics.remove_key(key.name, key.account, key.sub_uid)
+            if key.name not in {k.name for k in new.keys}:
+                removed.append(key.name)
+                self.reports.pop(key.name, None)
+                self.due.pop(key.name, None)
+                if self.scheduler is not None:
+                    self.scheduler.remove(f"due:{key.name}")
+        names = {a.name for a in new.accounts}
+        for account in old.accounts:
+            if account.name not in names:
+                self.last_ok.pop(account.name, None)
+                for gauge in (
+                    self.metrics.master_key_expiry,
+                    self.metrics.password_change_detected,
+                    self.metrics.orphan_keys,
+                ):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(account.name)
+        return removed
+
+    # ================================================================== status
+    def _update_status(self) -> None:
+        counts: dict[str, int] = {}
+        for report in self.reports.values():
+            bucket = (
+                "idle"
+                if report.state == "idle"
+                else ("failing" if report.state in ("failed", "escalated") else "rotating")
+            )
+            counts[bucket] = counts.get(bucket, 0) + 1
+        parts = [f"{n} {b}" for b, n in sorted(counts.items())]
+        status = f"{len(self.reports)} keys: {', '.join(parts) or 'none'}"
+        if self.due:
+            key, when = min(self.due.items(), key=lambda item: item[1])
+            status += f"; next: {key} at {when:%Y-%m-%d %H:%M:%S}Z"
+        if status != self._status:
+            self._status = status
+            self.sd.status(status)
+
+    # ================================================================== lifecycle
+    def request_stop(self) -> None:
+        """Stop as SIGTERM does (the demo's --duration, tests)."""
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if signum == signal.SIGHUP:
+            self._hup.set()
+        else:
+            self._stop.set()
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def start_http(self) -> bool:
+        if not self.config.metrics.enabled:
+            return True
+        self.http = HealthServer(
+            self.config.metrics.listen,
+            Endpoints(registry=self.metrics.registry, healthz=self.healthy, readyz=self.ready),
+        )
+        try:
+            self.http.start()
+        except OSError as exc:
+            log.error(
+                "http.bind_failed",
+                listen=self.config.metrics.listen,
+                error=exc.strerror or str(exc),
+                action="free the port or change [metrics] listen",
+            )
+            self.http = None
+            return False
+        return True
+
+    def wait_for_dependencies(self) -> bool:
+        """Probe Vault and Bybit until both answer, backing off; False if stopped meanwhile."""
+        delay = STARTUP_BACKOFF_MIN_S
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            self._beat()
+            if self.probe():
+                return True
+            waiting = [
+                f"{name} ({probe.error})"
+                for name, probe in (("Vault", self.vault), ("Bybit", self.bybit))
+                if not probe.ok
+            ]
+            wait_s = delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not crypto)
+            log.warning(
+                "startup.waiting",
+                attempt=attempt,
+                waiting_for=[w.split(" ", 1)[0] for w in waiting],
+                retry_in_s=round(wait_s, 1),
+            )
+            status = "waiting for " + ", ".join(waiting)
+            self.sd.extend_timeout(timedelta(seconds=wait_s + 30), status=status[:200])
+            self._sleep_interruptibly(wait_s)
+            delay = min(delay * 2, STARTUP_BACKOFF_MAX_S)
+        return False
+
+    def _sleep_interruptibly(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._beat()  # the start-up loop is alive: the watchdog may be fed
+            self._wake.wait(min(left, 1.0))
+            if self._hup.is_set():
+                self._hup.clear()
+                self.reload()
+            self._wake.clear()
+
+    def _watchdog_loop(self) -> None:
+        interval = self.sd.watchdog_interval
+        if interval is None:
+            return
+        period = interval.total_seconds() / 2
+        while not self._stop.wait(period):
+            ok, _ = self.healthy()
+            if ok:
+                self.sd.watchdog()
+            else:
+                log.error("watchdog.withheld", reason="scheduler heartbeat stale")
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT. Returns the exit code."""
+        self.install_signal_handlers()
+        if not self.start_http():
+            return EXIT_FAILURE
+        log.info(
+            "daemon.starting",
+            accounts=len(self.config.accounts),
+            keys=len(self.config.keys),
+            metrics=self.http.url if self.http else None,
+        )
+        self.sd.status("starting: probing Vault and Bybit")
+        threading.Thread(target=self._watchdog_loop, name="rotator-watchdog", daemon=True).start()
+        try:
+            if self.wait_for_dependencies():
+                self._serve()
+        finally:
+            code = self._shutdown()
+        return code
+
+    def _serve(self) -> None:
+        workers = min(max(4, len(self.accounts) + 2), 32)
+        self.scheduler = Scheduler(workers=workers, on_job_event=self._job_event)
+        self._schedule_all(immediately=True)
+        self.scheduler.start()
+        self.phase = "running"
+        self._beat()
+        self.sd.ready(status="running: first reconcile under way")
+        log.info(
+            "daemon.ready", workers=workers, interval_s=self.reconcile_interval.total_seconds()
+        )
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._hup.is_set() and not self._stop.is_set():
+                self._hup.clear()
+                self.reload()
+
+    def _job_event(self, kind: str, event: str) -> None:
+        if not (kind in ("due", "reconcile") and event == "error"):  # _job counted those
+            self.metrics.scheduler_job_errors.labels(kind, event).inc()
+
+    def _shutdown(self) -> int:
+        self.phase = "stopping"
+        self._stop.set()
+        self.sd.stopping(status="stopping: finishing the step in flight")
+        log.info("daemon.stopping", in_flight=self._inflight)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + self.stop_timeout.total_seconds()
+        with self._inflight_cv:
+            while self._inflight > 0 and time.monotonic() < deadline:
+                self._inflight_cv.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))
+            left = self._inflight
+        self.notifier.flush(timeout_s=5.0)
+        self.notifier.close(timeout_s=1.0)
+        if self.http is not None:
+            self.http.close()
+        if left:
+            log.error(
+                "daemon.stop_timed_out",
+                in_flight=left,
+                timeout_s=self.stop_timeout.total_seconds(),
+                action="exiting anyway; the next start resumes from the records in Vault",
+            )
+            os._exit(EXIT_FAILURE)  # worker threads still hold steps: do not wait for them
+        self.runtime.close()
+        log.info("daemon.stopped")
+        return EXIT_OK

