@@ -18,9 +18,11 @@ from rotator import __version__
 COMMANDS: dict[str, str] = {
     "adopt": "rotator.cli.adopt:command",
     "check": "rotator.cli.check:command",
+    "demo": "rotator.cli.demo:command",
     "password-changed": "rotator.cli.password_changed:command",
     "plan": "rotator.cli.plan:command",
     "rotate": "rotator.cli.rotate:command",
+    "run": "rotator.cli.run:command",
     "simulate": "rotator.cli.simulate:command",
     "status": "rotator.cli.status:command",
 }
