@@ -37,7 +37,7 @@ from rotator.cli.output import (
 from rotator.config import CommandHook, Config, FileHook, KeyConfig, WebhookHook
 from rotator.durations import format_duration
 from rotator.errors import RotatorError
-from rotator.model import Credentials, KeyKind, Secret, fingerprint
+from rotator.model import Credentials, ExchangeKey, KeyKind, Secret, fingerprint
 
 MANAGE_PERMISSIONS = frozenset({"AccountTransfer", "SubMemberTransfer", "Withdraw"})
 """Bybit reference §3.0: a master key needs one of these (Wallet group) to manage sub keys."""
@@ -333,6 +333,31 @@ def _check_account(cfg: Config, runtime: wiring.Runtime, name: str, out: Checkli
             "in the web UI and " + _master_put_command(cfg, master_path),
         )
         return
+    problems = _master_problems(cfg, info, where, master_path, out)
+    now = runtime.clock.now()
+    if info.expires_at is None:
+        expiry = "never expires (IP-bound " + ", ".join(info.ips) + ")"
+    else:
+        expiry = f"expires {fmt_time(info.expires_at)} ({fmt_relative(info.expires_at, now)})"
+        if info.expires_at - now < MASTER_EXPIRY_WARNING:
+            out.warn(
+                f"{where}: {expiry}; the rotator cannot renew the master key itself",
+                "create a new master key in the web UI (or bind it to your IPs: bound keys do "
+                "not expire) and " + _master_put_command(cfg, master_path),
+            )
+            expiry = ""
+    if problems:
+        out.warn(f"account {name}: sub UIDs not checked: the master key fails above")
+        return
+    if expiry:
+        out.ok(f"{where}: works, is the master (UID {info.user_id}), may manage sub keys; {expiry}")
+    _check_subs(cfg, runtime, name, master, out)
+
+
+def _master_problems(
+    cfg: Config, info: ExchangeKey, where: str, master_path: str, out: Checklist
+) -> int:
+    """Is it the master's key, read-write, with a Wallet permission that manages sub keys?"""
     problems = 0
     if info.is_master is False:
         problems += 1
@@ -356,21 +381,7 @@ def _check_account(cfg: Config, runtime: wiring.Runtime, name: str, out: Checkli
             "edit the key in the Bybit web UI: tick Assets > Subaccount Transfer "
             "(SubMemberTransfer)",
         )
-    now = runtime.clock.now()
-    if info.expires_at is None:
-        expiry = "never expires (IP-bound " + ", ".join(info.ips) + ")"
-    else:
-        expiry = f"expires {fmt_time(info.expires_at)} ({fmt_relative(info.expires_at, now)})"
-        if info.expires_at - now < MASTER_EXPIRY_WARNING:
-            out.warn(
-                f"{where}: {expiry}; the rotator cannot renew the master key itself",
-                "create a new master key in the web UI (or bind it to your IPs: bound keys do "
-                "not expire) and " + _master_put_command(cfg, master_path),
-            )
-            expiry = ""
-    if not problems and expiry:
-        out.ok(f"{where}: works, is the master (UID {info.user_id}), may manage sub keys; {expiry}")
-    _check_subs(cfg, runtime, name, master, out)
+    return problems
 
 
 def _check_subs(

@@ -19,6 +19,7 @@ import click
 import structlog
 
 from rotator import logs, wiring
+from rotator.adapters.hooks import build_hooks
 from rotator.cli.common import EXIT_FAILURE, fail_usage
 from rotator.config import Config
 from rotator.durations import parse_duration
@@ -52,15 +53,18 @@ def setup_cli_logging(cfg: Config, *, verbose: bool) -> None:
 
 
 @contextmanager
-def open_runtime(cfg: Config, *, preflight: bool = True) -> Iterator[wiring.Runtime]:
-    """Build the runtime; with `preflight`, first prove Vault and Bybit answer.
+def open_runtime(
+    cfg: Config, *, preflight: bool = True, hooks: bool = False
+) -> Iterator[wiring.Runtime]:
+    """Build the runtime; with `preflight`, first prove Vault and Bybit answer. With `hooks`, the
+    engine hands new keys off through the configured hooks, as the daemon does.
 
     Any `RotatorError` inside the block ends the command: ConfigError with exit 2, the rest with
     exit 1, each as one line.
     """
     runtime: wiring.Runtime | None = None
     try:
-        runtime = wiring.build(cfg)
+        runtime = wiring.build(cfg, handoff=build_hooks(cfg) if hooks else None)
         if preflight:
             ping_vault(runtime)
             ping_bybit(runtime)
@@ -229,10 +233,15 @@ STYLES = {
 
 
 def print_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], *, style_column: int | None = None
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    style_column: int | None = None,
+    wrap: Sequence[int] = (-1, -2),
 ) -> None:
     """A rich table on a TTY; otherwise a header line and one tab-separated line per row (no
-    colour, no padding: `cut -f` and `column -t -s $'\\t'` work on it)."""
+    colour, no padding: `cut -f` and `column -t -s $'\\t'` work on it). On a narrow terminal
+    only the `wrap` columns (free text) fold; the others keep their width."""
     if not stdout_is_tty():
         click.echo("\t".join(headers))
         for row in rows:
@@ -242,8 +251,12 @@ def print_table(
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for header in headers:
-        table.add_column(header, overflow="fold")
+    folding = {i % len(headers) for i in wrap}
+    for i, header in enumerate(headers):
+        if i in folding:
+            table.add_column(header, overflow="fold", ratio=1)
+        else:
+            table.add_column(header, no_wrap=True)
     for row in rows:
         cells = list(row)
         if style_column is not None:
@@ -279,6 +292,10 @@ STEP_TEXT = {
     "{vault_version})",
     "rotation.handed_off": "handed_off   consumers told; the old key (if any) may be revoked "
     "from {revoke_after} on",
+    "handoff.file_written": "hook         file {path} written",
+    "handoff.command_ran": "hook         command {command} ran (exit {exit_code})",
+    "handoff.webhook_sent": "hook         webhook to {host} answered HTTP {http_status}",
+    "handoff.hook_failed": "hook_failed  {hook} hook #{index}: {error}; the old key is kept",
     "rotation.completed": "completed    old key {old_key_fp} revoked on Bybit",
     "rotation.completed.first": "completed    the first key of this name is in place",
     "rotation.step.failed": "FAILED       step {step}: {error}",

@@ -76,7 +76,7 @@ def command(
         (cfg.policy_for(k).password_change_grace for k in cfg.keys if k.account == account_name),
         default=cfg.policy.password_change_grace,
     )
-    with open_runtime(cfg) as runtime:
+    with open_runtime(cfg, hooks=True) as runtime:
         now = runtime.clock.now()
         at = parse_when(at_text, now)
         if at > now:

@@ -79,7 +79,7 @@ def command(name: str, force: bool, config_path: str, verbose: bool) -> None:
     setup_cli_logging(cfg, verbose=verbose)
     known_keys(cfg, [name])
     vault_path = cfg.vault_path(cfg.key(name))
-    with open_runtime(cfg) as runtime:
+    with open_runtime(cfg, hooks=True) as runtime:
         if not force:
             before = runtime.engine.inspect(only={name}).keys[0]
             now = runtime.clock.now()  # after inspect: a due key's next_at is inspect's "now"

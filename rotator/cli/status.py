@@ -123,6 +123,7 @@ def print_status(result: ReconcileResult, now: datetime) -> None:
         ],
         rows,
         style_column=6,
+        wrap=(7, 8, 9),
     )
     for account in result.accounts:
         if account.error:
