@@ -19,15 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "engine")]
 
-from fixtures.simulator import SIM_START, new_simulator  # noqa: E402
-from fixtures.vault import start_bao, stop_bao  # noqa: E402
 from rig import make_rig  # noqa: E402
-from soak import orphans, soak  # noqa: E402
-
 from rotator import logs  # noqa: E402
 from rotator.adapters.vault import VaultAuth, VaultStore  # noqa: E402
 from rotator.clock import ManualClock, SystemClock  # noqa: E402
 from rotator.model import Secret  # noqa: E402
+
+from fixtures.simulator import SIM_START, new_simulator  # noqa: E402
+from fixtures.vault import start_bao, stop_bao  # noqa: E402
+from soak import orphans, soak  # noqa: E402
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from rig import Rig
-
 from rotator.adapters.vault import VaultAuth, VaultStore
 from rotator.clock import SystemClock
 from rotator.errors import StoreDenied
