@@ -60,9 +60,10 @@ class Checklist:
 
     def add(self, status: str, text: str, fix: str = "") -> None:
         item = Item(status, text, fix)
+        repeated = bool(self.items) and self.items[-1].fix == fix
         self.items.append(item)
         click.echo(f"{styled(status.ljust(5), status)} {text}")
-        if fix:
+        if fix and not repeated:  # a run of items with one fix shows it once, after the first
             click.echo(f"      fix: {fix}")
 
     def ok(self, text: str) -> None:

@@ -78,18 +78,25 @@ def open_runtime(
             runtime.close()
 
 
+def _located(what: str, address: str, message: str) -> str:
+    """`Vault at ADDR: login: cannot reach it (...)`: the address once, the layer name once."""
+    message = message.replace(f"cannot reach {address}", "cannot reach it")
+    return f"{what} at {address}: {message.removeprefix(what + ' ')}"
+
+
 def ping_vault(runtime: wiring.Runtime) -> None:
     try:
         runtime.store.ping()
     except RotatorError as exc:
-        raise type(exc)(f"Vault at {runtime.config.vault.address}: {exc.message}") from None
+        address = runtime.config.vault.address
+        raise type(exc)(_located("Vault", address, exc.message)) from None
 
 
 def ping_bybit(runtime: wiring.Runtime) -> None:
     try:
         runtime.exchange.ping()
     except RotatorError as exc:
-        raise type(exc)(f"Bybit at {runtime.config.bybit.url}: {exc.message}") from None
+        raise type(exc)(_located("Bybit", runtime.config.bybit.url, exc.message)) from None
 
 
 def known_keys(cfg: Config, names: Iterable[str]) -> list[str]:
