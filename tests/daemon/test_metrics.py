@@ -1,0 +1,110 @@
+"""Metrics from a ReconcileResult and the adapter hooks, read back with get_sample_value."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from rotator.adapters.bybit import RequestObservation
+from rotator.adapters.metrics import Metrics
+from rotator.rotation import AccountReport, KeyReport, ReconcileResult
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+L = {"key": "bot1", "account": "main", "sub_uid": "2001"}
+
+
+def result(**key) -> ReconcileResult:
+    fields = {
+        "name": "bot1",
+        "account": "main",
+        "sub_uid": 2001,
+        "state": "idle",
+        "key_id": "KEYID0001",
+        "expires_at": NOW + timedelta(days=90),
+        "next_at": NOW + timedelta(days=70),
+        "last_rotation_at": NOW,
+    } | key
+    return ReconcileResult(
+        started_at=NOW,
+        finished_at=NOW + timedelta(seconds=2),
+        keys=(KeyReport(**fields),),
+        accounts=(
+            AccountReport(
+                name="main",
+                master_ok=True,
+                master_expires_at=None,
+                password_changed_at=NOW,
+                orphans=("abc",),
+            ),
+        ),
+    )
+
+
+def test_key_and_account_series():
+    m = Metrics()
+    m.observe(result(completed=True, step_attempted=True))
+    get = m.registry.get_sample_value
+    assert get("rotator_key_expiry_timestamp_seconds", L) == (NOW + timedelta(days=90)).timestamp()
+    assert (
+        get("rotator_key_next_renewal_timestamp_seconds", L)
+        == (NOW + timedelta(days=70)).timestamp()
+    )
+    assert get("rotator_key_state", L | {"state": "idle"}) == 1
+    assert get("rotator_key_state", L | {"state": "failed"}) == 0
+    assert get("rotator_key_last_rotation_timestamp_seconds", L) == NOW.timestamp()
+    assert get("rotator_key_escalated", L) == 0
+    assert get("rotator_rotation_attempts_total", L) == 1
+    assert get("rotator_rotations_completed_total", L) == 1
+    assert math.isinf(get("rotator_master_key_expiry_timestamp_seconds", {"account": "main"}))
+    assert get("rotator_password_change_detected", {"account": "main"}) == 1
+    assert get("rotator_orphan_keys", {"account": "main"}) == 1
+    assert get("rotator_reconcile_duration_seconds_sum") == 2
+
+
+def test_failure_escalation_and_unknown_expiry():
+    """A failed report of an unreadable account leaves the known expiry alone."""
+    m = Metrics()
+    m.observe(result())
+    m.observe(result(state="escalated", escalated=True, failure="bybit", step_attempted=True))
+    get = m.registry.get_sample_value
+    assert get("rotator_key_state", L | {"state": "escalated"}) == 1
+    assert get("rotator_key_escalated", L) == 1
+    assert get("rotator_rotation_failures_total", L | {"reason": "bybit"}) == 1
+    m.observe(result(state="failed", key_id=None, expires_at=None, next_at=None))
+    assert get("rotator_key_expiry_timestamp_seconds", L) == (NOW + timedelta(days=90)).timestamp()
+
+
+def obs(http_status, ret_code, remaining):
+    return RequestObservation(
+        endpoint="/v5/user/query-api",
+        http_status=http_status,
+        ret_code=ret_code,
+        limit_remaining=remaining,
+        duration_s=0.01,
+    )
+
+
+def test_adapter_hooks_and_remove_key():
+    m = Metrics()
+    m.observe_request(obs(200, 0, 9))
+    m.observe_request(obs(503, None, None))
+    m.observe_request(obs(None, None, None))
+    m.observe_vault_error("write")
+    get = m.registry.get_sample_value
+    ep = {"endpoint": "/v5/user/query-api"}
+    assert get("rotator_bybit_requests_total", ep | {"ret_code": "0"}) == 1
+    assert get("rotator_bybit_requests_total", ep | {"ret_code": "http_5xx"}) == 1
+    assert get("rotator_bybit_requests_total", ep | {"ret_code": "no_response"}) == 1
+    assert get("rotator_bybit_rate_limit_remaining", ep) == 9
+    assert get("rotator_vault_errors_total", {"operation": "write"}) == 1
+    m.observe(result(failure="vault", completed=True))
+    m.handoff_failures.labels("bot1", "main", "2001", "file").inc()
+    m.remove_key("bot1", "main", 2001)
+    for name, extra in [
+        ("rotator_key_expiry_timestamp_seconds", {}),
+        ("rotator_key_state", {"state": "idle"}),
+        ("rotator_rotations_completed_total", {}),
+        ("rotator_rotation_failures_total", {"reason": "vault"}),
+        ("rotator_handoff_failures_total", {"hook": "file"}),
+    ]:
+        assert get(name, L | extra) is None, name
