@@ -2,7 +2,9 @@
 daemon (`Engine.reconcile(only=..., force=...)`), so it is safe while the daemon runs: every step
 is claimed with a check-and-set write, and the loser of a race backs off.
 
-Without --force a key that is not due is left alone (exit 0, with when it will be due).
+Without --force a key that is not due is left alone (exit 0, with when it will be due); a rotation
+in flight is moved on at once, skipping the backoff after a failure (never a grace period, never a
+step another replica has claimed).
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def describe_outcome(report: KeyReport, vault_path: str, now: datetime) -> tuple
         )
         message = (
             f"{report.name}: rotation {health.upper()} at step '{report.next_action}': "
-            f"{report.last_error or explain(report.reason)}{retry}; run `rotator rotate "
-            f"{report.name} --force` to retry now"
+            f"{report.last_error or explain(report.reason)}{retry}; fix the cause, then "
+            f"`rotator rotate {report.name}` retries at once"
         )
         return message, False
     if report.state == "idle":
@@ -69,7 +71,7 @@ def describe_outcome(report: KeyReport, vault_path: str, now: datetime) -> tuple
 
 @click.command("rotate")
 @click.argument("name")
-@click.option("--force", is_flag=True, help="Rotate even if the key is not due (or retry now).")
+@click.option("--force", is_flag=True, help="Start a rotation even if the key is not due.")
 @config_option
 @verbose_option
 def command(name: str, force: bool, config_path: str, verbose: bool) -> None:
@@ -80,6 +82,7 @@ def command(name: str, force: bool, config_path: str, verbose: bool) -> None:
     known_keys(cfg, [name])
     vault_path = cfg.vault_path(cfg.key(name))
     with open_runtime(cfg, hooks=True) as runtime:
+        retry_now = False
         if not force:
             before = runtime.engine.inspect(only={name}).keys[0]
             now = runtime.clock.now()  # after inspect: a due key's next_at is inspect's "now"
@@ -96,13 +99,18 @@ def command(name: str, force: bool, config_path: str, verbose: bool) -> None:
                     "Use --force to rotate anyway."
                 )
                 sys.exit(EXIT_OK)
+            # A rotation in flight (perhaps backing off after a failure) is what the operator
+            # asks to move on: skip its backoff. Grace periods and other replicas' claims hold.
+            retry_now = before.state != "idle"
         click.echo(f"rotating {name}" + (" (forced)" if force else ""))
 
         def show(_key: str | None, line: str) -> None:
             click.echo(f"  {line}")
 
         with engine_steps(show):
-            result = runtime.engine.reconcile(only={name}, force={name} if force else ())
+            result = runtime.engine.reconcile(
+                only={name}, force={name} if force or retry_now else ()
+            )
         now = runtime.clock.now()
     report = result.keys[0]
     message, ok = describe_outcome(report, vault_path, now)

@@ -66,9 +66,12 @@ def test_failure_exits_1_with_the_reason(cli: Cli):
     assert "FAILED" in result.stdout
     assert "gamma: rotation FAILING" in result.stdout
     assert "not a sub-account" in result.stdout
-    assert "--force" in result.stdout
+    assert "`rotator rotate gamma` retries at once" in result.stdout
+    cli.sim.clear_request_log()
     again = cli.run("rotate", "gamma", config=config)
-    assert again.exit_code == 1, "backing off: not retried without --force, still failing"
+    assert again.exit_code == 1
+    assert "FAILED" in again.stdout, "the backoff is skipped: the step is tried again"
+    assert any(e.path == "/v5/user/sub-apikeys" for e in cli.sim.request_log)
 
 
 def test_unknown_name_exits_2_with_known_names(cli: Cli):
