@@ -66,7 +66,11 @@ from rotator.state import AccountState, KeyRef, KeyState, PendingKey, Rotation, 
 log = structlog.get_logger(__name__)
 
 MAX_KEYS_PER_ACCOUNT = 20
-CLAIM_TTL = timedelta(minutes=5)  # another replica's claim younger than this is left alone
+CLAIM_TTL = timedelta(minutes=5)
+# An expiry reported earlier than the one recorded by more than this means a password change.
+PASSWORD_CHANGE_TOLERANCE = timedelta(
+    minutes=1
+)  # another replica's claim younger than this is left alone
 MAX_STEPS_PER_RUN = 16  # a full rotation takes about 10 record writes
 PENDING_WRITE_TRIES = 4  # storing a fresh secret: tries before the new key is deleted again
 # Groups Bybit adds to a key on its own (reference §3.5): not a verification mismatch.
@@ -159,6 +163,7 @@ class _Ctx:
     listings: dict[int, tuple[ExchangeKey, ...]] = field(default_factory=dict)
     force: frozenset[str] = frozenset()
     known: set[str] = field(default_factory=set)  # key ids some state record refers to
+    key_signal: datetime | None = None  # a password change inferred from a managed key
 
 
 class Engine:
@@ -339,9 +344,31 @@ class Engine:
             ]
 
         ctx = _Ctx(account=account, master=master, account_state=astate, force=forced)
-        detected = self._detect_password_change(ctx, info, astate_v.version if astate_v else 0, act)
+        detected = self._detect_password_change(ctx, info)
 
         reports = [self._reconcile_key_isolated(k, ctx, act=act) for k in keys]
+        if ctx.key_signal is not None and (
+            ctx.account_state.password_changed_at is None
+            or ctx.key_signal > ctx.account_state.password_changed_at
+        ):
+            # Some managed key's expiry moved earlier: a change the master key did not show
+            # (Bybit may expire only unbound keys, and the master may be IP-bound).
+            detected = True
+            ctx.account_state = replace(ctx.account_state, password_changed_at=ctx.key_signal)
+            log.critical(
+                "password_change.detected",
+                account=account.name,
+                source="managed key expiry moved earlier",
+                action="rotating the affected keys now; check the master key",
+            )
+        if act and ctx.account_state != astate:
+            # On a conflict another replica recorded the same facts; the next run re-reads.
+            with contextlib.suppress(StoreConflict):
+                self.store.write(
+                    account.state_path,
+                    ctx.account_state.to_record(),
+                    cas=astate_v.version if astate_v else 0,
+                )
         orphans = self._orphans(ctx)
         if orphans:
             log.warning("orphans.found", account=account.name, count=len(orphans), key_fps=orphans)
@@ -374,9 +401,7 @@ class Engine:
         kind = KeyKind.RSA if record.data.get("kind") == "rsa" else KeyKind.HMAC
         return Credentials(api_key=api_key, secret=Secret(api_secret), kind=kind)
 
-    def _detect_password_change(
-        self, ctx: _Ctx, master_info: ExchangeKey, version: int, act: bool
-    ) -> bool:
+    def _detect_password_change(self, ctx: _Ctx, master_info: ExchangeKey) -> bool:
         """An expiry that moves earlier (or appears) on the same master key means the account's
         password changed: every key of the account then dies `password_change_grace` later."""
         old = ctx.account_state
@@ -388,7 +413,7 @@ class Engine:
             and new_expiry is not None
             and (
                 old.master_expires_at is None
-                or new_expiry < old.master_expires_at - timedelta(minutes=1)
+                or new_expiry < old.master_expires_at - PASSWORD_CHANGE_TOLERANCE
             )
         ):
             grace = max(
@@ -410,10 +435,6 @@ class Engine:
                 keys_die_at=(new_expiry.isoformat() if new_expiry else None),
                 action="rotating every key of the account now; replace the master key by hand",
             )
-        if act and new_state != old:
-            # On a conflict another replica recorded the same facts; the next run re-reads.
-            with contextlib.suppress(StoreConflict):
-                self.store.write(ctx.account.state_path, new_state.to_record(), cas=version)
         ctx.account_state = new_state
         return changed_at is not None
 
@@ -569,6 +590,16 @@ class Engine:
             return "active_missing"
         if key.name in ctx.force:
             return "forced"
+        recorded = state.active.expires_at
+        reported = listed.expires_at
+        if reported is not None and (
+            recorded is None or reported < recorded - PASSWORD_CHANGE_TOLERANCE
+        ):
+            changed_at = min(now, reported - key.policy.password_change_grace)
+            ctx.key_signal = (
+                changed_at if ctx.key_signal is None else max(ctx.key_signal, changed_at)
+            )
+            return "password_change"
         seed = f"{key.name}:{state.active.key_id}"
         if due_for_rotation(expiry, seed, key.policy, now):
             changed = ctx.account_state.password_changed_at

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from rig import Rig
+from rig import Rig, make_rig
 from rotator.errors import HandOffFailed, VerificationFailed
 from rotator.model import Secret
+from rotator.simulator import SimulatorOptions
 from rotator.state import Step
+
+from fixtures.simulator import new_simulator
 
 
 def days(n: float) -> timedelta:
@@ -281,3 +284,29 @@ def test_adopt_refuses_mismatch(rig: Rig):
     with pytest.raises(VerificationFailed, match="ContractTrade"):
         rig.engine().adopt("alpha", made.api_key, Secret(made.api_secret))
     assert rig.store.read(f"{rig.prefix}/keys/alpha") is None
+
+
+def test_password_change_seen_only_on_sub_keys(sim_clock, vault_store, vault_prefix):
+    """Bybit expiring only unbound keys, with an IP-bound master: the shrinking expiry of the
+    managed keys themselves reveals the change, and they rotate at once."""
+    sim = new_simulator(sim_clock, SimulatorOptions(password_change_keys="unbound"))
+    server = sim.serve("127.0.0.1", 0)
+    rig = make_rig(sim, sim_clock, vault_store, vault_prefix)
+    try:
+        rig.add_key("alpha")
+        engine = rig.engine()
+        engine.reconcile()
+        old = rig.consumer("alpha")["api_key"]
+        rig.clock.advance(days(10))
+        sim.declare_password_change(1000)
+        result = engine.reconcile()
+        assert result.accounts[0].master_expires_at is None  # the master shows nothing
+        assert result.accounts[0].password_change_detected_now
+        report = result.keys[0]
+        assert report.rotation_reason == "password_change"
+        assert report.state == "handed_off"
+        assert rig.consumer("alpha")["api_key"] != old
+        assert not engine.reconcile().accounts[0].password_change_detected_now
+    finally:
+        rig.close()
+        server.close()
