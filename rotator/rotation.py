@@ -200,31 +200,15 @@ class Engine:
     ) -> ReconcileResult:
         """Bring every (or `only` the named) key a step closer to healthy; one key's failure
         never stops the others."""
-        started = self.clock.now()
-        wanted = set(only) if only is not None else None
-        forced = frozenset(force)
-        key_reports: list[KeyReport] = []
-        account_reports: list[AccountReport] = []
-        for account in self.accounts:
-            keys = [
-                k
-                for k in self.keys
-                if k.account == account.name and (wanted is None or k.name in wanted)
-            ]
-            if wanted is not None and not keys:
-                continue
-            areport, kreports = self._reconcile_account(account, keys, forced, act=True)
-            account_reports.append(areport)
-            key_reports.extend(kreports)
-        return ReconcileResult(
-            started_at=started,
-            finished_at=self.clock.now(),
-            keys=tuple(key_reports),
-            accounts=tuple(account_reports),
-        )
+        return self._run(only, frozenset(force), act=True)
 
     def inspect(self, *, only: Iterable[str] | None = None) -> ReconcileResult:
         """What reconcile would see and do, with no side effect at all (reads only)."""
+        return self._run(only, frozenset(), act=False)
+
+    def _run(
+        self, only: Iterable[str] | None, forced: frozenset[str], *, act: bool
+    ) -> ReconcileResult:
         started = self.clock.now()
         wanted = set(only) if only is not None else None
         key_reports: list[KeyReport] = []
@@ -237,7 +221,7 @@ class Engine:
             ]
             if wanted is not None and not keys:
                 continue
-            areport, kreports = self._reconcile_account(account, keys, frozenset(), act=False)
+            areport, kreports = self._reconcile_account(account, keys, forced, act=act)
             account_reports.append(areport)
             key_reports.extend(kreports)
         return ReconcileResult(
