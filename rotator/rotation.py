@@ -972,20 +972,17 @@ class Engine:
                 reason="the key never expires (IP-bound)",
                 completed=completed,
             )
-        renewal = renewal_moment(
-            expiry, f"{key.name}:{state.active.key_id if state.active else ''}", key.policy
-        )
-        return self._report(
+        report = self._report(
             key,
             state,
             expiry,
             now,
             state="idle",
             next_action="rotate",
-            next_at=renewal,
             reason=f"expires {expiry:%Y-%m-%d %H:%M}Z; rotation starts before then",
             completed=completed,
         )
+        return replace(report, next_at=report.renewal_at)
 
     def _inflight_report(
         self,
