@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from rig import Rig, make_rig
-from rotator.errors import HandOffFailed, VerificationFailed
+from rotator.errors import HandOffFailed, StoreUnavailable, VerificationFailed
 from rotator.model import Secret
 from rotator.simulator import SimulatorOptions
 from rotator.state import Step
@@ -310,3 +310,83 @@ def test_password_change_seen_only_on_sub_keys(sim_clock, vault_store, vault_pre
     finally:
         rig.close()
         server.close()
+
+
+class VaultRefusesPending:
+    """A Vault that is down exactly when the new key's secret must be stored."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.refused = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def write(self, path, data, *, cas):
+        rotation = data.get("rotation") or {}
+        if rotation.get("pending"):
+            self.refused += 1
+            raise StoreUnavailable("Vault sealed")
+        return self.inner.write(path, data, cas=cas)
+
+
+def test_secret_that_cannot_reach_vault_deletes_the_new_key(rig: Rig):
+    """If the pending secret cannot be stored after retries, the new key is deleted on Bybit."""
+    rig.add_key("alpha")
+    rig.engine().reconcile()
+    old = rig.consumer("alpha")["api_key"]
+    rig.clock.advance(days(80))
+    store = VaultRefusesPending(rig.store)
+    report = rig.engine(store=store).reconcile().keys[0]
+    assert store.refused == 4
+    assert report.failure == "vault"
+    assert "deleted on Bybit" in (report.last_error or "")
+    assert [k.api_key for k in rig.tagged("alpha")] == [old]
+    assert rig.consumer("alpha")["api_key"] == old
+
+
+def test_failing_rotation_escalates_near_expiry(rig: Rig):
+    """A rotation still failing at the latest safe moment is escalated, and keeps retrying."""
+    rig.add_key("alpha")
+    engine = rig.engine()
+    engine.reconcile()
+    rig.clock.advance(days(80))
+    rig.sim.faults.server_errors(rate=1.0, path="/v5/user/create-sub-api")
+    report = engine.reconcile().keys[0]
+    assert report.state == "failed"
+    assert not report.escalated
+    rig.clock.advance(days(7.5))  # 2.5 days left: inside grace (1 d) + retry budget (2 d)
+    report = engine.reconcile().keys[0]
+    assert report.escalated
+    assert report.state == "escalated"
+    assert report.next_at is not None
+    assert report.next_at - rig.clock.now() <= timedelta(hours=1)
+    rig.sim.faults.clear()
+    rig.clock.advance(timedelta(hours=1))
+    report = engine.reconcile().keys[0]
+    assert report.state == "handed_off"
+    assert not report.escalated
+
+
+def test_one_listing_per_sub_uid_per_reconcile(rig: Rig):
+    """Expiry comes from one sub-apikeys listing per sub UID, not one call per key."""
+    for i in range(4):
+        rig.add_key(f"k{i}", 2001)
+    engine = rig.engine()
+    engine.reconcile()
+    rig.sim.clear_request_log()
+    engine.reconcile()
+    paths = [e.path for e in rig.sim.request_log]
+    assert paths.count("/v5/user/sub-apikeys") == 1
+    assert paths.count("/v5/user/query-api") == 1  # the master key's own expiry
+
+
+def test_tagged_keys_of_unmanaged_names_are_reported_not_deleted(rig: Rig):
+    """A key we once created for a name no longer in the config is an orphan: reported, kept."""
+    stray = rig.sim.add_key(
+        2001, note="rotator:0123456789ab:retired-bot", permissions={"Spot": ["SpotTrade"]}
+    )
+    rig.add_key("alpha")
+    result = rig.engine().reconcile()
+    assert len(result.accounts[0].orphans) == 1
+    assert rig.sim.key(stray.api_key) is not None
