@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import textwrap
+import time
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from rotator.adapters.vault import VaultAuth, VaultStore
 from rotator.clock import ManualClock, SystemClock
 from rotator.errors import StoreConflict, StoreDenied, StoreUnavailable
@@ -190,3 +194,78 @@ def test_missing_secret_id_file_names_it(bao: BaoServer, tmp_path):
     )
     with pytest.raises(StoreDenied, match=str(missing)):
         store.read("x")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _service_account_jwt(private_key, *, subject: str, audience: str) -> str:
+    """A token shaped like a Kubernetes service-account token, signed RS256."""
+    header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    now = int(time.time())
+    claims = {
+        "iss": "kubernetes/serviceaccount",
+        "sub": subject,
+        "aud": [audience],
+        "iat": now,
+        "nbf": now - 5,
+        "exp": now + 600,
+    }
+    payload = _b64url(json.dumps(claims).encode())
+    signature = private_key.sign(
+        f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256()
+    )
+    return f"{header}.{payload}.{_b64url(signature)}"
+
+
+def test_jwt_login_like_kubernetes(bao: BaoServer, vault_prefix: str, tmp_path):
+    """JWT auth (the Kubernetes service-account path) logs in from a token file and is bound by
+    its role's policy."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    mount = f"jwt-{vault_prefix[-6:]}"
+    bao.bao("auth", "enable", f"-path={mount}", "jwt")
+    bao.bao("write", f"auth/{mount}/config", f"jwt_validation_pubkeys={public_pem}")
+    policy = f'path "secret/data/{vault_prefix}/*" {{ capabilities = ["create", "read"] }}'
+    bao.bao("policy", "write", mount, "-", stdin=policy)
+    bao.bao(
+        "write",
+        f"auth/{mount}/role/rotator",
+        "role_type=jwt",
+        "user_claim=sub",
+        "bound_audiences=vault",
+        "bound_subject=system:serviceaccount:rotator:rotator",
+        f"token_policies={mount}",
+        "token_ttl=1h",
+    )
+    token_file = tmp_path / "token"
+    token_file.write_text(
+        _service_account_jwt(key, subject="system:serviceaccount:rotator:rotator", audience="vault")
+    )
+    store = VaultStore(
+        address=bao.address,
+        mount="secret",
+        auth=VaultAuth(method="jwt", role="rotator", jwt_file=token_file, mount_point=mount),
+        clock=SystemClock(),
+    )
+    store.write(f"{vault_prefix}/k8s", {"v": 1}, cas=0)
+    assert store.read(f"{vault_prefix}/k8s").data == {"v": 1}  # type: ignore[union-attr]
+    with pytest.raises(StoreDenied):
+        store.read("elsewhere/k")
+    # a token for another service account is refused
+    token_file.write_text(
+        _service_account_jwt(key, subject="system:serviceaccount:x:y", audience="vault")
+    )
+    other = VaultStore(
+        address=bao.address,
+        mount="secret",
+        auth=VaultAuth(method="jwt", role="rotator", jwt_file=token_file, mount_point=mount),
+        clock=SystemClock(),
+    )
+    with pytest.raises(StoreDenied):
+        other.read(f"{vault_prefix}/k8s")
