@@ -207,27 +207,14 @@ class BybitClient:
 
     def list_sub_keys(self, master: Credentials, sub_uid: int) -> tuple[ExchangeKey, ...]:
         """GET sub-apikeys for one sub UID, following `nextPageCursor` over every page."""
-        keys: list[ExchangeKey] = []
-        cursor = ""
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            params: dict[str, object] = {"subMemberId": str(sub_uid), "limit": SUB_KEYS_PAGE_SIZE}
-            if cursor:
-                params["cursor"] = cursor
-            page, cursor = self._call(
-                "GET",
-                PATH_SUB_KEYS,
-                creds=master,
-                params=params,
-                parse=_ignore_time(records.key_page),
-            )
-            keys.extend(page)
-            if not cursor:
-                return tuple(keys)
-            if cursor in seen:
-                raise ExchangeUnavailable(f"Bybit {PATH_SUB_KEYS}: pagination cursor repeated")
-            seen.add(cursor)
-        raise ExchangeUnavailable(f"Bybit {PATH_SUB_KEYS}: more than {MAX_PAGES} pages")
+        return self._paginate(
+            PATH_SUB_KEYS,
+            master,
+            {"subMemberId": str(sub_uid), "limit": SUB_KEYS_PAGE_SIZE},
+            cursor_param="cursor",
+            last_cursors=("",),
+            parse=records.key_page,
+        )
 
     def update_sub_key(
         self,
@@ -306,29 +293,44 @@ class BybitClient:
         return self._list_sub_members_paged(master)
 
     def _list_sub_members_paged(self, master: Credentials) -> tuple[SubMember, ...]:
-        members: list[SubMember] = []
+        return self._paginate(
+            PATH_SUB_MEMBERS_PAGED,
+            master,
+            {"pageSize": str(SUB_MEMBERS_PAGE_SIZE)},
+            cursor_param="nextCursor",
+            last_cursors=("", "0"),
+            parse=lambda r: records.member_page(r, cursor_field="nextCursor"),
+        )
+
+    def _paginate(
+        self,
+        path: str,
+        creds: Credentials,
+        params: Mapping[str, object],
+        *,
+        cursor_param: str,
+        last_cursors: tuple[str, ...],
+        parse: Callable[[object], tuple[tuple[T, ...], str]],
+    ) -> tuple[T, ...]:
+        """Follow a cursor chain to its end. A repeated cursor or more than MAX_PAGES pages is a
+        broken server, not a big account: ExchangeUnavailable rather than an endless loop."""
+        items: list[T] = []
         cursor = ""
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            params: dict[str, object] = {"pageSize": str(SUB_MEMBERS_PAGE_SIZE)}
+            page_params = dict(params)
             if cursor:
-                params["nextCursor"] = cursor
+                page_params[cursor_param] = cursor
             page, cursor = self._call(
-                "GET",
-                PATH_SUB_MEMBERS_PAGED,
-                creds=master,
-                params=params,
-                parse=_ignore_time(lambda r: records.member_page(r, cursor_field="nextCursor")),
+                "GET", path, creds=creds, params=page_params, parse=_ignore_time(parse)
             )
-            members.extend(page)
-            if cursor in ("", "0"):
-                return tuple(members)
+            items.extend(page)
+            if cursor in last_cursors:
+                return tuple(items)
             if cursor in seen:
-                raise ExchangeUnavailable(
-                    f"Bybit {PATH_SUB_MEMBERS_PAGED}: pagination cursor repeated"
-                )
+                raise ExchangeUnavailable(f"Bybit {path}: pagination cursor repeated")
             seen.add(cursor)
-        raise ExchangeUnavailable(f"Bybit {PATH_SUB_MEMBERS_PAGED}: more than {MAX_PAGES} pages")
+        raise ExchangeUnavailable(f"Bybit {path}: more than {MAX_PAGES} pages")
 
     # ------------------------------------------------------------------ clock
 
