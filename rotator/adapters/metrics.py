@@ -29,8 +29,7 @@ KEY_STATES = (
     "created",  # new key exists on Bybit, secret stored as pending
     "verified",  # new key checked against the spec
     "promoted",  # consumers read the new key
-    "handed_off",  # hooks done; waiting out the grace period
-    "revoking",  # deleting the old key
+    "handed_off",  # hooks done; waiting out the grace period, then revoking the old key
     "failed",  # the last attempt failed; retrying with backoff
     "escalated",  # will not make it before expiry without a human
 )
