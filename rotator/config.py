@@ -358,6 +358,34 @@ class NotifyConfig(_Model):
     """The same notification (kind + key) is sent at most once per this interval."""
 
 
+class LeaderElectionConfig(_Model):
+    """One actor per master account: a lease in Vault (KV v2 check-and-set), as cert-manager's
+    leader election uses a Kubernetes Lease. See docs/rotation.md "Fencing"."""
+
+    lease_duration: PositiveDuration = timedelta(seconds=60)
+    """A candidate takes over a lease whose record has not changed for this long."""
+    renew_deadline: PositiveDuration = timedelta(seconds=40)
+    """The holder starts no side effect once its last successful renewal is older than this."""
+    retry_period: PositiveDuration = timedelta(seconds=15)
+    """How often the holder renews, and how often a candidate looks at the lease."""
+    identity: str | None = None
+    """Who holds the lease, in logs and `rotator status`. Default host:pid:random (unique per
+    process); the random part is always appended, so two processes never share an identity."""
+
+    @model_validator(mode="after")
+    def _order(self) -> LeaderElectionConfig:
+        if not self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                "need retry_period < renew_deadline < lease_duration (defaults 15s, 40s, 60s): "
+                "the holder must renew several times, and stop acting, before others take over"
+            )
+        if self.lease_duration > timedelta(hours=1):
+            raise ValueError(
+                "lease_duration above 1h would leave a dead holder's keys alone too long"
+            )
+        return self
+
+
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -372,6 +400,7 @@ class Config(_Model):
     metrics: MetricsConfig = MetricsConfig()
     notify: NotifyConfig = NotifyConfig()
     logging: LoggingConfig = LoggingConfig()
+    leader_election: LeaderElectionConfig = LeaderElectionConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -427,6 +456,12 @@ class Config(_Model):
 
     def account_state_path(self, account: AccountConfig) -> str:
         return f"{self.vault.prefix}/accounts/{account.name}/state"
+
+    def lease_path(self, account: AccountConfig) -> str:
+        return f"{self.vault.prefix}/leases/{account.name}"
+
+    def intent_path(self, key: KeyConfig) -> str:
+        return f"{self.vault.prefix}/intents/{key.name}"
 
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:
