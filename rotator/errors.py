@@ -9,6 +9,8 @@
     │   │   └── ExchangeRateLimited     10006, HTTP 429, HTTP 403 "access too frequent"
     │   ├── ExchangeClockSkew           10002: our clock and Bybit's disagree beyond recv_window
     │   ├── HandOffFailed               a hook failed: retried, the old key is kept
+    │   ├── LeaseLost                   this process no longer holds the account's lease (or a
+    │   │                               newer actor fenced it out): stop, start no side effect
     │   └── ExchangeOutcomeUnknown      a create may have committed but its reply was lost:
     │                                   never retried blindly (the note tag finds the key)
     └── PermanentError                  stop rotating this key, page a human
@@ -129,3 +131,8 @@ class StateCorrupt(PermanentError):
 
 class HandOffFailed(TemporaryError):
     """A hand-off hook (file, command, webhook) failed; retried, and the old key is kept."""
+
+
+class LeaseLost(TemporaryError):
+    """This process may no longer act on the account: its lease lapsed, or a newer actor (higher
+    fencing token) wrote the record. Nothing was done; the current holder carries on."""

@@ -5,6 +5,7 @@ Every method raises only exceptions from `rotator.errors`: adapters translate at
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,16 +85,29 @@ class KeyStore(Protocol):
         ...
 
 
+Fence = Callable[[], None]
+"""Called right before each side effect: returns if this process still holds the right to act,
+raises `LeaseLost` if not (the side effect must then not happen)."""
+
+
+def no_fence() -> None:
+    """The fence of a single actor with nobody to lose to (tests, one-shot tools)."""
+
+
 class HandOff(Protocol):
     """Tells a key's consumers that a new key is in Vault (file, command, webhook hooks)."""
 
-    def deliver(self, key_name: str, record: dict[str, Any]) -> None:
-        """Hand the consumer record over. Raises `HandOffFailed` (temporary) on failure."""
+    def deliver(self, key_name: str, record: dict[str, Any], *, fence: Fence = no_fence) -> None:
+        """Hand the consumer record over, calling `fence()` right before each hook runs.
+
+        Raises `HandOffFailed` (temporary) when a hook fails; `LeaseLost` from `fence()` passes
+        through unchanged (it is not a hook failure: another actor carries on).
+        """
         ...
 
 
 class NoHandOff:
     """Consumers read Vault themselves: nothing to do."""
 
-    def deliver(self, key_name: str, record: dict[str, Any]) -> None:
-        del key_name, record
+    def deliver(self, key_name: str, record: dict[str, Any], *, fence: Fence = no_fence) -> None:
+        del key_name, record, fence

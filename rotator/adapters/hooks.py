@@ -41,6 +41,7 @@ import structlog
 from rotator.config import CommandHook, Config, FileHook, WebhookHook
 from rotator.errors import HandOffFailed
 from rotator.model import Secret, fingerprint
+from rotator.ports import Fence, no_fence
 
 log = structlog.get_logger(__name__)
 
@@ -323,7 +324,7 @@ class HookChains:
         self.contexts = dict(contexts)
         self._on_failure = on_failure
 
-    def deliver(self, key_name: str, record: dict[str, Any]) -> None:
+    def deliver(self, key_name: str, record: dict[str, Any], *, fence: Fence = no_fence) -> None:
         hooks = self.chains.get(key_name, ())
         if not hooks:
             return
@@ -331,6 +332,7 @@ class HookChains:
         Secret(api_secret)  # registers the value with the log redactor, if read back from Vault
         context = self.contexts[key_name]
         for index, hook in enumerate(hooks):
+            fence()  # LeaseLost passes through: another actor hands off, not a hook failure
             try:
                 hook.run(key_name, record, context)
             except HandOffFailed as exc:

@@ -149,7 +149,7 @@ def test_handoff_failure_keeps_old_key_until_it_succeeds(rig: Rig):
         fail = True
         calls = 0
 
-        def deliver(self, key_name, record):
+        def deliver(self, key_name, record, *, fence=None):
             self.calls += 1
             if self.fail:
                 raise HandOffFailed("bot restart failed: exit status 3")
