@@ -124,6 +124,7 @@ class Daemon:
         self.notifier = self._notifier(cfg)
         self.metrics.vault_up.set(0)
         self.metrics.bybit_up.set(0)
+        self._declare_series(cfg)
 
     # ================================================================== wiring
     def _build(self, cfg: Config) -> tuple[Runtime, dict[str, _Account]]:
@@ -153,6 +154,12 @@ class Daemon:
                 name=account.name, engine=engine, keys=tuple(k.name for k in keys)
             )
         return runtime, accounts
+
+    def _declare_series(self, cfg: Config) -> None:
+        """Every key's and account's series at 0 from the start (the first failure alerts)."""
+        self.metrics.declare(
+            ((k.name, k.account, k.sub_uid) for k in cfg.keys), (a.name for a in cfg.accounts)
+        )
 
     def _notifier(self, cfg: Config) -> Notifier:
         def outcome(channel: str, kind: str, result: str) -> None:
@@ -310,7 +317,7 @@ class Daemon:
         results = []
         for name, probe, ping in (
             ("vault", self.vault, self.runtime.store.ping),
-            ("bybit", self.bybit, self.runtime.exchange.ping),
+            ("bybit", self.bybit, self._probe_bybit),
         ):
             error: str | None = None
             try:
@@ -331,6 +338,10 @@ class Daemon:
                 log.info("dependency.reachable_again", service=name)
             results.append(ok)
         return all(results)
+
+    def _probe_bybit(self) -> None:
+        """Bybit answers market/time; the offset to its clock is measured and exported."""
+        self.metrics.observe_clock_offset(self.runtime.exchange.resync_clock())
 
     def _due_job(self, account: str, key: str) -> Callable[[], None]:
         return lambda: self._job(account, (key,))
@@ -445,6 +456,7 @@ class Daemon:
                 account.lock.release()
         old_notifier.close(timeout_s=1.0)
         removed = self._forget_removed(old_cfg, cfg)
+        self._declare_series(cfg)
         old_runtime.close()
         if cfg.logging != old_cfg.logging:
             logs.configure(cfg.logging.level, cfg.logging.format)
@@ -480,13 +492,7 @@ class Daemon:
         for account in old.accounts:
             if account.name not in names:
                 self.last_ok.pop(account.name, None)
-                for gauge in (
-                    self.metrics.master_key_expiry,
-                    self.metrics.password_change_detected,
-                    self.metrics.orphan_keys,
-                ):
-                    with contextlib.suppress(KeyError):
-                        gauge.remove(account.name)
+                self.metrics.remove_account(account.name)
         return removed
 
     # ================================================================== status
