@@ -266,8 +266,9 @@ class Engine:
         """Take an existing key (e.g. made by hand in the web UI) under management.
 
         The key must answer query-api signed with `secret`, belong to the configured sub UID and
-        match the spec. It becomes the active key; a key managed before stays on Bybit untouched
-        (reported as an orphan if we created it). Refused while a rotation is in flight.
+        match the spec. It becomes the active key; the key managed before is kept as `previous`
+        (bots may still use it), so it stays on Bybit until the next rotation replaces that
+        record, and is then deleted as an orphan. Refused while a rotation is in flight.
         """
         key = next((k for k in self.keys if k.name == name), None)
         if key is None:
@@ -309,7 +310,7 @@ class Engine:
                 expires_at=info.expires_at,
                 consumer_version=consumer_version,
             ),
-            previous=None,
+            previous=state.active,  # still referenced: never an orphan while kept
         )
         self._write(key, adopted, version)
         log.info(

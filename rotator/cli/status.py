@@ -186,10 +186,10 @@ def _orphan_lines(account: AccountReport) -> list[str]:
         )
     if kept:
         lines.append(
-            f"{len(kept)} tagged key(s) the rotator keeps: a key name not in the config, or no creation time from Bybit (fingerprints "
-            f"{', '.join(sorted(kept))}): the rotator never deletes them, since a removed "
-            "entry's key may still be in use; delete them in the Bybit web UI (their note "
-            "names the old key) once no bot uses them"
+            f"{len(kept)} tagged key(s) the rotator keeps, a key name not in the config or no "
+            f"creation time from Bybit (fingerprints {', '.join(sorted(kept))}): it never deletes "
+            "them, since a removed entry's key may still be in use; delete them in the Bybit web "
+            "UI (their note names the old key) once no bot uses them"
         )
     return lines
 

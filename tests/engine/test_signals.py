@@ -9,7 +9,7 @@ from rig import PERMS, Rig, make_rig
 from rotator.adapters.bybit import BybitClient
 from rotator.clock import ManualClock
 from rotator.drift import OnDrift
-from rotator.model import KeySpec
+from rotator.model import KeySpec, Secret
 from rotator.orphans import ORPHAN_MIN_AGE
 from rotator.password_change import PasswordChangeScope
 from rotator.policy import RotationPolicy
@@ -310,3 +310,21 @@ def test_host_clock_behind_bybit_plans_expiry_earlier(rig: Rig):
         )
         assert engine.inspect().keys[0].expires_at == planned
         assert abs(client.clock_offset + skew) < timedelta(seconds=1)
+
+
+def test_key_replaced_by_adopt_is_kept_until_the_next_rotation(rig: Rig):
+    """adopt keeps the key managed before as `previous`: no full reconcile deletes it as an
+    orphan while bots may still use it; the reconcile after its next rotation does."""
+    rig.add_key("alpha", 2001, policy=RotationPolicy(grace_period=timedelta(0)))
+    engine = rig.engine()
+    engine.reconcile()
+    before = rig.consumer("alpha")["api_key"]
+    made = rig.sim.add_key(2001, permissions=sub_perms())
+    engine.adopt("alpha", made.api_key, Secret(made.api_secret))
+    rig.clock.advance(ORPHAN_MIN_AGE * 2)
+    assert engine.reconcile().accounts[0].orphans == ()
+    assert rig.sim.key(before) is not None
+    engine.reconcile(force={"alpha"})  # rotates; the adopted key is revoked, `before` forgotten
+    rig.clock.advance(timedelta(seconds=1))
+    engine.reconcile()
+    assert rig.sim.key(before) is None
