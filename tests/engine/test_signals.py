@@ -195,8 +195,8 @@ def test_far_expiry_appearing_on_a_bound_key_is_drift_not_password_change(
         engine = rig.engine()
         engine.reconcile()
         live = rig.consumer("bound")["api_key"]
-        with sim._lock:  # noqa: SLF001 (the web UI's "remove IP binding", which the API lacks)
-            key = sim._keys[live]  # noqa: SLF001
+        with sim._lock:
+            key = sim._keys[live]
             key.ips = ()
             key.lifetime_expires_at = sim.now() + days(90)
         result = engine.reconcile()
@@ -282,8 +282,8 @@ def test_drift_rotation_is_not_repeated_within_a_day(rig: Rig):
     rig.clock.advance(days(2))
     assert engine.reconcile(force={"alpha"}).keys[0].state == "idle"  # rotated just now
     live = rig.consumer("alpha")["api_key"]
-    with rig.sim._lock:  # noqa: SLF001 (a permission added in the web UI)
-        rig.sim._keys[live].read_only = True  # noqa: SLF001
+    with rig.sim._lock:
+        rig.sim._keys[live].read_only = True
     report = engine.reconcile().keys[0]
     assert report.drift
     assert report.state == "idle"
