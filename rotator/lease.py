@@ -178,6 +178,9 @@ class AccountLease:
         """One election round: renew if we hold it, else observe and maybe take it over.
         Returns whether we hold the lease afterwards. Never raises on Vault trouble: the local
         deadline then decides (an unrenewable lease lapses by itself)."""
+        if self._token is not None and not self.holds():
+            with self._lock:  # lapsed: whatever we re-take comes with a new token
+                self._drop("renew deadline passed")
         started = self._monotonic()
         try:
             current = self.store.read(self.path)
