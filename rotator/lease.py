@@ -174,10 +174,15 @@ class AccountLease:
         self.fence()  # the read may have taken long: the deadline still holds
 
     # ------------------------------------------------------------------ the loop
-    def step(self, *, may_acquire: bool = True) -> bool:
-        """One election round: renew if we hold it, else observe and maybe take it over.
-        Returns whether we hold the lease afterwards. Never raises on Vault trouble: the local
-        deadline then decides (an unrenewable lease lapses by itself)."""
+    def step(self, *, may_acquire: bool = True, patience_s: float = 0.0) -> bool:
+        """One election round: renew if we hold it, else observe and maybe take it.
+
+        A free (released, never written) lease is taken once it has looked free for
+        `patience_s`; another holder's, once its record has not changed for lease_duration +
+        `patience_s`. Replicas pass a patience that grows with the leases they already hold, so
+        accounts spread over replicas. Returns whether we hold the lease afterwards. Never raises
+        on Vault trouble: the local deadline then decides (an unrenewable lease lapses).
+        """
         if self._token is not None and not self.holds():
             with self._lock:  # lapsed: whatever we re-take comes with a new token
                 self._drop("renew deadline passed")
@@ -186,18 +191,15 @@ class AccountLease:
             current = self.store.read(self.path)
             record = None if current is None else LeaseRecord.from_record(current.data, self.path)
             version = 0 if current is None else current.version
-            if record is not None and record.holder == self.identity:
+            if record is not None and record.holder == self.identity and not record.released:
                 # Ours: renew; or re-take at once after our own lapse (token + 1 fences out
                 # whatever this process still had in flight under the old token).
                 renew = record.token == self._token
                 if renew or may_acquire:
                     token = record.token if renew else record.token + 1
                     self._write_ours(token, version, started, renew=renew)
-            elif record is None or record.released:
-                if may_acquire:
-                    self._write_ours((record.token if record else 0) + 1, version, started)
             else:
-                self._observe(record, version, started, may_acquire=may_acquire)
+                self._consider(record, version, started, may_acquire, patience_s)
         except StoreConflict:
             # Our write lost: whoever won changed the record, so if we held it, we no longer do.
             log.info("lease.conflict", path=self.path, action="another replica wrote; re-reading")
@@ -234,26 +236,34 @@ class AccountLease:
             log.warning("lease.release_failed", path=self.path, error=exc.message)
 
     # ------------------------------------------------------------------ internals
-    def _observe(
-        self, record: LeaseRecord, version: int, started: float, *, may_acquire: bool
+    def _consider(
+        self,
+        record: LeaseRecord | None,
+        version: int,
+        started: float,
+        may_acquire: bool,
+        patience_s: float,
     ) -> None:
-        self.holder = record.holder
+        """Someone else's lease, or a free one: take it once it has not changed for long enough."""
+        self.holder = None if record is None or record.released else record.holder
         with self._lock:
             if self._token is not None:
-                self._drop(f"{record.holder} holds it now (token {record.token})")
+                self._drop(f"{self.holder or 'nobody'} holds it now")
+        wait_s = patience_s
+        if self.holder is not None:
+            wait_s += self.settings.lease_duration.total_seconds()
+        if self._unchanged_for(version, started) < wait_s or not may_acquire:
+            return
+        if self.holder is not None:
+            log.warning("lease.expired", path=self.path, holder=self.holder, action="taking over")
+        self._write_ours((record.token if record else 0) + 1, version, started)
+
+    def _unchanged_for(self, version: int, started: float) -> float:
+        """How long (our monotonic seconds) the record has stayed at `version`."""
+        with self._lock:
             if version != self._seen_version or self._seen_mono is None:
                 self._seen_version, self._seen_mono = version, started
-                return
-            unchanged_s = started - self._seen_mono
-        if may_acquire and unchanged_s >= self.settings.lease_duration.total_seconds():
-            log.warning(
-                "lease.expired",
-                path=self.path,
-                holder=record.holder,
-                unchanged_s=round(unchanged_s, 1),
-                action="taking over",
-            )
-            self._write_ours(record.token + 1, version, started)
+            return started - self._seen_mono
 
     def _write_ours(self, token: int, cas: int, started: float, *, renew: bool = False) -> None:
         now = self.clock.now()
