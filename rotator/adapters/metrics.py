@@ -39,6 +39,8 @@ HOOK_KINDS = ("file", "command", "webhook")
 SCHEDULER_JOBS = ("reconcile", "due", "probe", "heartbeat")
 SCHEDULER_EVENTS = ("error", "missed")
 RELOAD_OUTCOMES = ("applied", "rejected")
+# What rotator/adapters/vault.py names its operations (an unknown one still counts, from 1).
+VAULT_OPERATIONS = ("read", "write", "destroy", "list", "login", "ping", "capabilities")
 
 
 class Metrics:
@@ -245,6 +247,8 @@ class Metrics:
                 self.scheduler_job_errors.labels(job, event)
         for outcome in RELOAD_OUTCOMES:
             self.config_reloads.labels(outcome)
+        for operation in VAULT_OPERATIONS:
+            self.vault_errors.labels(operation)
 
     def _declare_key(self, labels: tuple[str, str, str]) -> None:
         self.rotation_attempts.labels(*labels)

@@ -129,6 +129,7 @@ def test_declared_series_exist_at_zero_before_any_reconcile():
     assert get("rotator_password_change_pending_keys", {"account": "main"}) == 0
     assert get("rotator_scheduler_job_errors_total", {"job": "due", "event": "error"}) == 0
     assert get("rotator_config_reloads_total", {"outcome": "rejected"}) == 0
+    assert get("rotator_vault_errors_total", {"operation": "write"}) == 0
 
 
 def test_declare_keeps_known_values():
