@@ -28,6 +28,21 @@ class PasswordChangeScope(enum.StrEnum):
     UNBOUND = "unbound"  # IP-unbound keys only (Bybit's create-sub-api/update-sub-api pages)
 
 
+def what_is_known(scope: PasswordChangeScope, dies: str) -> str:
+    """One sentence for people: what Bybit's pages and the guide say, and what this config does.
+    `dies` is when affected keys stop working, already formatted."""
+    done = (
+        'password_change_scope = "all": every managed key made before the change is replaced'
+        if scope is PasswordChangeScope.ALL
+        else 'password_change_scope = "unbound": the unbound managed keys made before the change '
+        "are replaced, a bound one only if Bybit reports it expiring"
+    )
+    return (
+        f"Bybit's pages say its IP-unbound keys stop working {dies}, the seed guide says all its "
+        f"keys; {done}"
+    )
+
+
 def signalled_change(
     recorded: datetime | None,
     reported: datetime | None,
