@@ -566,7 +566,7 @@ class Engine:
                 return self._inflight_report(key, state, expiry, now)
             if rot.next_try is not None and now < rot.next_try and key.name not in ctx.force:
                 return self._inflight_report(key, state, expiry, now)
-            if self._claimed_by_other(ctx, state, now):
+            if self._claimed_by_other(ctx, key, state, now):
                 return self._inflight_report(
                     key, state, expiry, now, note=f"step claimed by replica {rot.claimed_by}"
                 )
@@ -631,7 +631,30 @@ class Engine:
             report = self._record_failure(key, state, unexpected, expiry, deadline)
             raise _Stop(replace(report, failure="bug")) from None
 
-    def _claimed_by_other(self, ctx: _Ctx, state: KeyState, now: datetime) -> bool:
+    @staticmethod
+    def _token_ahead(authority: Authority, key: ManagedKey, theirs: int, ours: int) -> None:
+        """The record was written under a newer token than ours: normally another actor took the
+        account over and we are stale (LeaseLost). Only if the lease in Vault still names us with
+        our token (its history was reset by hand) do we go on, keeping the higher token. A sole
+        actor (token 0) proves nothing, so it never acts on an account run under leases."""
+        stale = LeaseLost(
+            f"state record {key.state_path} was written under fencing token {theirs}, newer "
+            f"than ours ({ours}): another actor holds the account"
+        )
+        if ours == 0:
+            raise stale
+        try:
+            authority.fence_strict()
+        except LeaseLost:
+            raise stale from None
+        log.warning(
+            "state.token_ahead",
+            state_token=theirs,
+            lease_token=ours,
+            action="the lease names this process: its history was reset; carrying on",
+        )
+
+    def _claimed_by_other(self, ctx: _Ctx, key: ManagedKey, state: KeyState, now: datetime) -> bool:
         """Whether another actor's claim on the current step must be respected.
 
         With leases, never: a record written under a newer token than ours fences *us* out
@@ -644,10 +667,7 @@ class Engine:
         if token is None:
             raise LeaseLost("this process no longer holds the account's lease")
         if state.token > token:
-            raise LeaseLost(
-                f"the state record was written under fencing token {state.token}, newer than "
-                f"ours ({token}): another actor holds the account"
-            )
+            self._token_ahead(ctx.authority, key, state.token, token)
         if token > 0 or rot is None:
             return False
         return (
@@ -1039,11 +1059,8 @@ class Engine:
         authority.fence()
         token = authority.token or 0
         if state.token > token:
-            raise LeaseLost(
-                f"state record {key.state_path} was written under a newer fencing token "
-                f"({state.token} > {token})"
-            )
-        stamped = replace(state, token=token)
+            self._token_ahead(authority, key, state.token, token)
+        stamped = replace(state, token=max(token, state.token))
         new_version = self.store.write(key.state_path, stamped.to_record(), cas=version)
         self._last[key.name] = (stamped, new_version)
         return new_version

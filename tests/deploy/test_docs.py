@@ -25,6 +25,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "`[notify]`": config.NotifyConfig,
     "`[[notify.channels]]`": config.NotifyChannel,
     "`[logging]`": config.LoggingConfig,
+    "`[leader_election]`": config.LeaderElectionConfig,
 }
 # Fields that are sub-sections, documented under their own heading.
 NESTED = {"auth"}
