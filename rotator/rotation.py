@@ -17,6 +17,7 @@ created again. Two replicas never act on the same step: each side effect is prec
 from __future__ import annotations
 
 import contextlib
+import enum
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -86,6 +87,21 @@ class ManagedAccount:
     state_path: str
 
 
+class AckMode(enum.StrEnum):
+    VAULT = "vault"  # the bot writes the new key id to the key's ack record
+    HOOK = "hook"  # the key's hand-off hooks succeeding counts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckPolicy:
+    mode: AckMode
+    max_wait: timedelta  # after the grace period; never past the old key's expiry
+    path: str  # the ack record: {"api_key": <the new key id>}
+
+
+ACK_RECHECK = timedelta(minutes=5)  # how often a missing ack is looked for again
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManagedKey:
     name: str
@@ -94,6 +110,7 @@ class ManagedKey:
     consumer_path: str
     state_path: str
     policy: RotationPolicy = field(default_factory=RotationPolicy)
+    ack: AckPolicy | None = None  # revoke only once the consumer acknowledged the new key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +120,8 @@ class KeyReport:
     name: str
     account: str
     sub_uid: int
-    state: str  # idle | planned | created | verified | promoted | handed_off | failed | escalated
+    state: str  # idle | planned | created | verified | promoted | handed_off | awaiting_ack |
+    #              failed | escalated
     key_id: str | None = None  # active key id (callers shorten it; never logged in full)
     expires_at: datetime | None = None
     renewal_at: datetime | None = None
@@ -734,6 +752,12 @@ class Engine:
         elif rot.step is Step.HANDED_OFF:
             if rot.grace_until is not None and now < rot.grace_until:
                 raise _Stop(self._inflight_report(key, state, expiry, now))
+            if self._ack_arrived(key, state):
+                self._write(key, state.with_rotation(replace(rot, acked_at=now)), version)
+                return False  # re-read: the next round revokes
+            ack_until = self._ack_deadline(key, state, now)
+            if ack_until is not None:
+                raise _Stop(self._awaiting_ack_report(key, state, expiry, now, ack_until))
             self._revoke(key, ctx, state, version)
             return True
         return False
@@ -1004,6 +1028,9 @@ class Engine:
                     step=Step.HANDED_OFF,
                     grace_until=until,
                     handoff_forced=forced,
+                    acked_at=self.clock.now()
+                    if key.ack is not None and key.ack.mode is AckMode.HOOK and not forced
+                    else None,
                     attempts=0,
                     failures=0,
                     next_try=None,
@@ -1013,6 +1040,61 @@ class Engine:
             version,
         )
         log.info("rotation.handed_off", rotation_id=rot.id, revoke_after=until.isoformat())
+
+    def _ack_arrived(self, key: ManagedKey, state: KeyState) -> bool:
+        """The bot wrote the NEW key's id to the key's ack record (and it is not recorded yet)."""
+        rot, active = state.rotation, state.active
+        if key.ack is None or key.ack.mode is not AckMode.VAULT or rot is None or active is None:
+            return False
+        if rot.acked_at is not None or state.previous is None:
+            return False
+        record = self.store.read(key.ack.path)
+        if record is None or record.data.get("api_key") != active.key_id:
+            return False
+        log.info("ack.received", key_fp=fingerprint(active.key_id), via="vault")
+        return True
+
+    @staticmethod
+    def _ack_deadline(key: ManagedKey, state: KeyState, now: datetime) -> datetime | None:
+        """Until when the revoke waits for the consumer's acknowledgement; None: go ahead."""
+        rot, previous, active = state.rotation, state.previous, state.active
+        if key.ack is None or rot is None or previous is None or active is None:
+            return None
+        if rot.acked_at is not None:
+            return None
+        start = rot.grace_until or now
+        until = start + key.ack.max_wait
+        if previous.expires_at is not None:
+            until = min(until, previous.expires_at)
+        if now >= until:
+            log.warning(
+                "ack.missing",
+                key_fp=fingerprint(active.key_id),
+                action="revoking the old key without an acknowledgement (ack max_wait over)",
+            )
+            return None
+        return until
+
+    def _awaiting_ack_report(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        expiry: datetime | None,
+        now: datetime,
+        until: datetime,
+    ) -> KeyReport:
+        report = self._inflight_report(key, state, expiry, now)
+        return replace(
+            report,
+            state="awaiting_ack",
+            next_action="revoke old key",
+            next_at=min(until, now + ACK_RECHECK),
+            reason=(
+                f"waiting for the consumer to acknowledge the new key (ack "
+                f"{key.ack.mode.value if key.ack else '-'}); the old key is revoked anyway at "
+                f"{until:%Y-%m-%d %H:%M}Z"
+            ),
+        )
 
     def _revoke(self, key: ManagedKey, ctx: _Ctx, state: KeyState, version: int) -> None:
         rot = state.rotation
@@ -1223,6 +1305,15 @@ class Engine:
         )
         if rot.step is Step.HANDED_OFF and not rot.last_error:
             reason = "grace period for consumers of the old key"
+            if (
+                key.ack is not None
+                and rot.acked_at is None
+                and state.previous is not None
+                and rot.grace_until is not None
+                and now >= rot.grace_until
+            ):
+                state_name = "awaiting_ack"
+                reason = "waiting for the consumer to acknowledge the new key"
         return self._report(
             key,
             state,
