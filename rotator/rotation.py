@@ -522,9 +522,14 @@ class Engine:
             ) from None
         self._last[key.name] = (state, record.version)
         if ctx is not None:
-            refs = (state.active, state.previous, state.rotation and state.rotation.pending)
-            ctx.known.update(ref.key_id for ref in refs if ref)
+            self._remember_refs(state, ctx)
         return state, record.version
+
+    @staticmethod
+    def _remember_refs(state: KeyState, ctx: _Ctx) -> None:
+        """Key ids a state record refers to: not orphans."""
+        refs = (state.active, state.previous, state.rotation and state.rotation.pending)
+        ctx.known.update(ref.key_id for ref in refs if ref)
 
     def _expiry_of_active(
         self, key: ManagedKey, state: KeyState, ctx: _Ctx
@@ -549,11 +554,17 @@ class Engine:
     def _reconcile_key(self, key: ManagedKey, ctx: _Ctx, *, act: bool) -> KeyReport:
         completed = False
         attempted = False
-        for _ in range(MAX_STEPS_PER_RUN):
+        for round_no in range(MAX_STEPS_PER_RUN):
             if self.should_stop():
                 break
             now = self.clock.now()
-            state, version = self._read_state(key, ctx)
+            if round_no == 0 or key.name not in self._last:
+                state, version = self._read_state(key, ctx)
+            else:
+                # What our own last check-and-set wrote: if anyone wrote since, the next write
+                # of this run fails and the run stops, so no re-read is needed to be safe.
+                state, version = self._last[key.name]
+                self._remember_refs(state, ctx)
             expiry, listed = self._expiry_of_active(key, state, ctx)
             rot = state.rotation
             if rot is None:
