@@ -8,6 +8,7 @@ driven by a thread (the jobs `rotator run` schedules); the CLI runs through clic
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -28,24 +29,34 @@ retry_period = "250ms"
 
 
 class RunningDaemon:
+    """The daemon's lease thread and its intent poll, as `rotator run` has them: on two threads,
+    so renewals go on while an intent is carried out."""
+
     def __init__(self, path: Path) -> None:
         self.daemon = Daemon(config_mod.load(path), config_path=path)
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.threads = [
+            threading.Thread(target=self._loop, args=(self._elect,), daemon=True),
+            threading.Thread(target=self._loop, args=(self.daemon.poll_intents,), daemon=True),
+        ]
 
-    def _loop(self) -> None:
+    def _elect(self) -> None:
+        self.daemon.elect(spread=False)
+
+    def _loop(self, work) -> None:
         while not self.stop.wait(0.1):
-            self.daemon.elect(spread=False)
-            self.daemon.poll_intents()
+            work()
 
     def __enter__(self) -> Daemon:
         self.daemon.elect(spread=False)
-        self.thread.start()
+        for thread in self.threads:
+            thread.start()
         return self.daemon
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
-        self.thread.join(timeout=10)
+        for thread in self.threads:
+            thread.join(timeout=10)
         self.daemon.notifier.close()
         self.daemon.runtime.close()
 
@@ -148,3 +159,38 @@ def test_dead_holder_is_taken_over_after_the_lease_lapses(cli: Cli, config: Path
     assert "alpha: rotated." in result.stdout
     state = cli.store.read(f"{cli.prefix}/state/alpha")
     assert state.data["token"] == 8
+
+
+def test_status_reads_the_holders_snapshot_without_a_bybit_call(
+    cli: Cli, config: Path, daemon: Daemon
+):
+    """After the daemon's full reconcile, status answers from its snapshot: no Bybit request,
+    the source and its age shown; --live sweeps."""
+    daemon.tick()
+    calls = len(cli.sim.request_log)
+    result = cli.run("status", "--json", config=config)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert len(cli.sim.request_log) == calls
+    [source] = doc["sources"]
+    assert source["kind"] == "snapshot"
+    assert source["holder"] == daemon.identity
+    assert source["stale"] is False
+    assert {k["name"] for k in doc["keys"]} == {"alpha", "beta"}
+    table = cli.run("status", config=config)
+    assert "as recorded by the service" in table.stdout
+    live = cli.run("status", "--live", "--json", config=config)
+    assert json.loads(live.stdout)["sources"][0]["kind"] == "live"
+    assert len(cli.sim.request_log) > calls
+
+
+def test_status_flags_an_old_snapshot(cli: Cli, config: Path, daemon: Daemon):
+    """A snapshot older than 3 reconcile intervals: flagged, exit 1 (is the service running?)."""
+    daemon.tick()
+    path = f"{cli.prefix}/snapshots/main"
+    current = cli.store.read(path)
+    old = dict(current.data, written_at="2020-01-01T00:00:00+00:00")
+    cli.store.write(path, old, cas=current.version)
+    result = cli.run("status", config=config)
+    assert result.exit_code == 1
+    assert "is `rotator run` running?" in result.stdout

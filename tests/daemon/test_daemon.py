@@ -356,7 +356,7 @@ def test_two_replicas_one_acts_the_other_follows(world, simulator, sim_clock):
     assert value(b, "rotator_last_reconcile_success_timestamp_seconds") == value(
         a, "rotator_last_reconcile_success_timestamp_seconds"
     )
-    ok, detail = b.ready()
+    _, detail = b.ready()
     assert detail["held_accounts"] == []
     assert detail["leaders"]["main"] == a.identity
 
