@@ -615,6 +615,8 @@ class Engine:
         record = self.store.read(key.state_path)
         if record is None:
             self._last[key.name] = (KeyState(), 0)
+            if ctx is not None:
+                ctx.read_keys.add(key.name)  # read, and it refers to no key
             return KeyState(), 0
         try:
             state = KeyState.from_record(record.data, f"state record {key.state_path}")
