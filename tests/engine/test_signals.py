@@ -9,6 +9,7 @@ from rig import PERMS, Rig, make_rig
 from rotator.adapters.bybit import BybitClient
 from rotator.clock import ManualClock
 from rotator.drift import OnDrift
+from rotator.errors import LeaseLost
 from rotator.model import KeySpec, Secret
 from rotator.orphans import ORPHAN_MIN_AGE
 from rotator.password_change import PasswordChangeScope
@@ -328,3 +329,35 @@ def test_key_replaced_by_adopt_is_kept_until_the_next_rotation(rig: Rig):
     rig.clock.advance(timedelta(seconds=1))
     engine.reconcile()
     assert rig.sim.key(before) is None
+
+
+class StrictFenceLost:
+    """Holds for state writes (fence) but loses the lease the moment a Bybit side effect is
+    proven against the store (fence_strict): a deposed actor about to delete."""
+
+    token = 0
+
+    def fence(self) -> None:
+        """Still believes it holds."""
+
+    def fence_strict(self) -> None:
+        raise LeaseLost("the lease is held by another replica")
+
+
+def test_orphan_delete_is_fenced_by_the_lease(rig: Rig):
+    """An actor that lost the account's lease deletes no orphan (the fence comes first)."""
+    rig.add_key("alpha", 2001)
+    rig.engine().reconcile()
+    lost = rig.sim.add_key(2001, note=tag("alpha"), permissions=sub_perms())
+    rig.clock.advance(ORPHAN_MIN_AGE * 2)
+    deposed = Engine(
+        exchange=rig.client(),
+        store=rig.store,
+        clock=rig.clock,
+        accounts=[rig.account],
+        keys=rig.keys,
+        authorities={"main": StrictFenceLost()},
+    )
+    result = deposed.reconcile()
+    assert rig.sim.key(lost.api_key) is not None
+    assert result.accounts[0].orphans_deleted == ()
