@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from rotator import __version__
-from rotator.failures import FailureClass
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -36,7 +35,6 @@ KEY_STATES = (
     "failed",  # the last attempt failed; retrying with backoff
     "escalated",  # will not make it before expiry without a human
 )
-HOOK_KINDS = ("file", "command", "webhook")
 SCHEDULER_JOBS = ("reconcile", "due", "probe", "heartbeat")
 SCHEDULER_EVENTS = ("error", "missed")
 RELOAD_OUTCOMES = ("applied", "rejected")
@@ -227,10 +225,10 @@ class Metrics:
 
     # ---- helpers the daemon calls
     def declare(self, keys: Iterable[tuple[str, str, int]], accounts: Iterable[str]) -> None:
-        """Create every series of these keys and accounts whose value is known before the first
-        reconcile: counters at 0 for every label value of their closed sets, gauges whose 0 means
-        "nothing wrong". Called at start and on each reload: `increase()` cannot see the first
-        increment of a series that did not exist, so the first failure would raise no alert."""
+        """Create the series of these keys and accounts whose value is known before the first
+        reconcile: per key the attempt and completion counters and the gauges whose 0 means
+        "nothing wrong"; per account the orphan and pending-key gauges; the daemon's counters for
+        every value of their closed label sets. Called at start and on each reload."""
         known = {g: _label_sets(g) for g in (self.key_escalated, self.key_drift)}
         for name, account, sub_uid in keys:
             labels = (name, account, str(sub_uid))
@@ -252,12 +250,11 @@ class Metrics:
             self.vault_errors.labels(operation)
 
     def _declare_key(self, labels: tuple[str, str, str]) -> None:
+        # Not the failure counters per class and hook kind: 21 more series per key (x2 with
+        # _created) would make a 10,000-key scrape ~5x larger (issue 13); the alert rules count a
+        # failure series born within their window with its whole value instead.
         self.rotation_attempts.labels(*labels)
         self.rotations_completed.labels(*labels)
-        for reason in FailureClass:
-            self.rotation_failures.labels(*labels, reason.value)
-        for hook in HOOK_KINDS:
-            self.handoff_failures.labels(*labels, hook)
 
     def observe_clock_offset(self, offset: timedelta) -> None:
         """The offset the Bybit client measured (Bybit's clock minus ours)."""

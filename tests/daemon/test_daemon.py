@@ -17,7 +17,6 @@ from rotator.adapters.bybit import BybitClient
 from rotator.adapters.metrics import Metrics
 from rotator.config import parse
 from rotator.daemon import Daemon
-from rotator.failures import FailureClass
 from rotator.wiring import build
 
 from fixtures.simulator import MASTER_KEY, MASTER_SECRET
@@ -289,34 +288,30 @@ def test_handoff_failure_is_counted_and_retried(world, sim_clock):
 
 
 def test_every_key_series_is_on_metrics_at_zero_before_any_rotation(world):
-    """/metrics, before the first reconcile: every key's failure counters (each class), hand-off
-    counters (each hook kind), attempts and completions exist at 0, so the first failure is an
-    increase() an alert can see; a key added by a reload gets them at once too."""
+    """/metrics, before the first reconcile: every key's attempt and completion counters and its
+    escalated and drift gauges exist at 0, the accounts' orphan and pending-key gauges too; a key
+    added by a reload gets them at once."""
     port = free_port()
     world["path"].write_text(world["text"](metrics=True, port=port, extra=""))
     d = world["make"]()
     assert d.start_http()
     try:
         body = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-        labels = 'account="main",key="bot1"'
-        for reason in FailureClass:
-            assert (
-                f'rotator_rotation_failures_total{{{labels},reason="{reason.value}",sub_uid="2001"}}'
-                " 0.0" in body
-            ), reason
-        for hook in ("file", "command", "webhook"):
-            assert (
-                f'rotator_handoff_failures_total{{account="main",hook="{hook}",key="bot1",'
-                'sub_uid="2001"} 0.0' in body
-            )
-        assert f'rotator_rotation_attempts_total{{{labels},sub_uid="2001"}} 0.0' in body
-        assert f'rotator_rotations_completed_total{{{labels},sub_uid="2001"}} 0.0' in body
+        labels = 'account="main",key="bot1",sub_uid="2001"'
+        for name in (
+            "rotator_rotation_attempts_total",
+            "rotator_rotations_completed_total",
+            "rotator_key_escalated",
+            "rotator_key_drift",
+        ):
+            assert f"{name}{{{labels}}} 0.0" in body, name
         assert 'rotator_orphan_keys{account="main"} 0.0' in body
         assert 'rotator_password_change_pending_keys{account="main"} 0.0' in body
+        assert 'rotator_scheduler_job_errors_total{event="error",job="due"} 0.0' in body
         world["path"].write_text(world["text"](metrics=True, port=port))
         assert d.reload() is True
-        assert value(d, "rotator_rotation_failures_total", **BOT2_LABELS, reason="bybit") == 0
-        assert value(d, "rotator_handoff_failures_total", **BOT2_LABELS, hook="command") == 0
+        assert value(d, "rotator_rotation_attempts_total", **BOT2_LABELS) == 0
+        assert value(d, "rotator_key_drift", **BOT2_LABELS) == 0
     finally:
         d.http.close()
 
