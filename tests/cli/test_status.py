@@ -181,3 +181,20 @@ def test_password_change_shows_as_history_once_keys_rotated(cli: Cli):
     after = cli.run("status", "alpha")
     assert "PASSWORD CHANGED" not in after.stdout
     assert "last password change" in after.stdout
+
+
+def test_drift_is_reported_in_the_table_footer_and_json(cli: Cli):
+    """The config now wants the key read-only: status --live names the difference (text and
+    --json) while on_drift = "alert" leaves the key alone."""
+    cli.config(keys=toml_key("alpha", 2001, ALPHA_PERMS))
+    assert cli.run("rotate", "alpha").exit_code == 0
+    cli.config(
+        keys=toml_key("alpha", 2001, ALPHA_PERMS, "read_only = true\n"),
+        policy='on_drift = "alert"',
+    )
+    result = cli.run("status", "--live")
+    assert "key alpha: the live key differs from the config (readOnly is 0, wanted 1)" in (
+        " ".join(result.stdout.split())
+    )
+    doc = json.loads(cli.run("status", "--live", "--json").stdout)
+    assert doc["keys"][0]["drift"] == ["readOnly is 0, wanted 1"]
