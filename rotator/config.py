@@ -245,7 +245,63 @@ class WebhookHook(_Model):
         return self
 
 
-Hook = Annotated[FileHook | CommandHook | WebhookHook, Field(discriminator="type")]
+_FIELD_PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+ConfigFileFormat = Literal["json", "yaml", "toml"]
+CONFIG_FILE_SUFFIXES: dict[str, ConfigFileFormat] = {
+    ".json": "json",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".toml": "toml",
+}
+
+
+def _field_path(value: str) -> str:
+    if not _FIELD_PATH.match(value):
+        raise ValueError(
+            f"{value!r} is not a field path; write the keys from the top of the file joined by "
+            '".", like "exchange.key" (letters, digits, "_" and "-" only)'
+        )
+    return value
+
+
+FieldPath = Annotated[str, AfterValidator(_field_path)]
+
+
+class ConfigFileHook(_Model):
+    """Sets the key and secret inside a bot's own config file (rotator/adapters/bot_config.py)."""
+
+    type: Literal["config_file"]
+    path: Path
+    format: ConfigFileFormat | None = None
+    """Default: from the file name's suffix (.json, .yaml/.yml, .toml)."""
+    api_key_field: FieldPath
+    api_secret_field: FieldPath
+
+    @model_validator(mode="after")
+    def _check(self) -> ConfigFileHook:
+        if not self.path.is_absolute():
+            raise ValueError(
+                f"path {str(self.path)!r} must be absolute, like /etc/mybot/config.json"
+            )
+        if self.format is None and self.path.suffix.lower() not in CONFIG_FILE_SUFFIXES:
+            raise ValueError(
+                f"cannot tell the format of {self.path.name!r} from its suffix; add "
+                'format = "json", "yaml" or "toml"'
+            )
+        key, secret = self.api_key_field, self.api_secret_field
+        if key == secret or key.startswith(secret + ".") or secret.startswith(key + "."):
+            raise ValueError(
+                "api_key_field and api_secret_field must name two different fields, neither "
+                "inside the other"
+            )
+        return self
+
+    @property
+    def file_format(self) -> ConfigFileFormat:
+        return self.format or CONFIG_FILE_SUFFIXES[self.path.suffix.lower()]
+
+
+Hook = Annotated[FileHook | CommandHook | WebhookHook | ConfigFileHook, Field(discriminator="type")]
 
 
 class KeyConfig(_Model):
@@ -563,7 +619,9 @@ def _describe(exc: ValidationError, text: str, source: str) -> str:
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         loc = tuple(
-            p for p in loc if not (isinstance(p, str) and p in {"file", "command", "webhook"})
+            p
+            for p in loc
+            if not (isinstance(p, str) and p in {"file", "command", "webhook", "config_file"})
         )
         if err["type"] == "extra_forbidden":
             message = f"unknown option {loc[-1]!r} (a typo?); " + _known_options(loc)
