@@ -45,10 +45,12 @@ from rotator.adapters.notify import Notifier
 from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
 from rotator.adapters.scheduler import now as wall_now
 from rotator.adapters.sdnotify import SdNotify
+from rotator.adapters.status_page import StatusView
+from rotator.adapters.status_page import render as render_status
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config
 from rotator.errors import ConfigError, RotatorError
-from rotator.rotation import Engine, KeyReport, ReconcileResult
+from rotator.rotation import AccountReport, Engine, KeyReport, ReconcileResult
 from rotator.wiring import Runtime, build
 
 log = structlog.get_logger(__name__)
@@ -114,6 +116,7 @@ class Daemon:
         self.vault = _Probe()
         self.bybit = _Probe()
         self.reports: dict[str, KeyReport] = {}
+        self.account_reports: dict[str, AccountReport] = {}
         self.last_ok: dict[str, datetime] = {}  # account -> last reconcile without global failure
         self.due: dict[str, datetime] = {}  # key -> next due moment (clock time)
         self._due_streak: dict[str, int] = {}
@@ -240,6 +243,8 @@ class Daemon:
         for report in result.keys:
             self.reports[report.name] = report
             self._log_report(report)
+        for areport in result.accounts:
+            self.account_reports[areport.name] = areport
         if result.ok:
             self.last_ok[account] = result.finished_at
             self._set_last_reconcile_success()
@@ -368,6 +373,20 @@ class Daemon:
         ok = self.phase == "running" and self.vault.ok is True and not stale
         return ok, detail
 
+    def status_page(self) -> str:
+        """/status: the last reports as a read-only HTML page; asks neither Vault nor Bybit."""
+        return render_status(
+            StatusView(
+                now=self.clock.now(),
+                phase=self.phase,
+                vault_ok=self.vault.ok,
+                bybit_ok=self.bybit.ok,
+                keys=tuple(dict(self.reports).values()),
+                accounts=tuple(dict(self.account_reports).values()),
+                last_reconcile=dict(self.last_ok),
+            )
+        )
+
     def _beat(self) -> None:
         self._heartbeat = time.monotonic()
 
@@ -480,6 +499,7 @@ class Daemon:
         for account in old.accounts:
             if account.name not in names:
                 self.last_ok.pop(account.name, None)
+                self.account_reports.pop(account.name, None)
                 for gauge in (
                     self.metrics.master_key_expiry,
                     self.metrics.password_change_detected,
@@ -535,7 +555,12 @@ class Daemon:
             return True
         self.http = HealthServer(
             self.config.metrics.listen,
-            Endpoints(registry=self.metrics.registry, healthz=self.healthy, readyz=self.ready),
+            Endpoints(
+                registry=self.metrics.registry,
+                healthz=self.healthy,
+                readyz=self.ready,
+                status=self.status_page,
+            ),
         )
         try:
             self.http.start()
