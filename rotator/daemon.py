@@ -41,15 +41,17 @@ from rotator import logs
 from rotator.adapters.health import Endpoints, HealthServer
 from rotator.adapters.hooks import build_hooks
 from rotator.adapters.metrics import Metrics
-from rotator.adapters.notify import Notifier
+from rotator.adapters.notify import Notifier, reminder_notice
 from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
 from rotator.adapters.scheduler import now as wall_now
 from rotator.adapters.sdnotify import SdNotify
-from rotator.adapters.status_page import StatusView
+from rotator.adapters.status_page import StatusView, TrackedRow
 from rotator.adapters.status_page import render as render_status
 from rotator.clock import Clock, SystemClock
-from rotator.config import Config
+from rotator.config import Config, tracked_keys
 from rotator.errors import ConfigError, RotatorError
+from rotator.ports import Fence, no_fence
+from rotator.reminders import Reminder, Reminders, TrackedReport
 from rotator.rotation import AccountReport, Engine, KeyReport, ReconcileResult
 from rotator.wiring import Runtime, build
 
@@ -117,6 +119,7 @@ class Daemon:
         self.bybit = _Probe()
         self.reports: dict[str, KeyReport] = {}
         self.account_reports: dict[str, AccountReport] = {}
+        self.tracked_reports: dict[str, TrackedReport] = {}
         self.last_ok: dict[str, datetime] = {}  # account -> last reconcile without global failure
         self.due: dict[str, datetime] = {}  # key -> next due moment (clock time)
         self._due_streak: dict[str, int] = {}
@@ -161,12 +164,14 @@ class Daemon:
         def outcome(channel: str, kind: str, result: str) -> None:
             self.metrics.notifications.labels(channel, kind, result).inc()
 
-        return Notifier.from_config(
+        notifier = Notifier.from_config(
             cfg.notify,
             clock=self.clock,
             on_outcome=outcome,
             telegram_api_base=self._telegram_api_base,
         )
+        notifier.tracked_masters = frozenset(t.account for t in cfg.tracked if t.kind == "master")
+        return notifier
 
     def _handoff_failed(self, key_name: str, hook: str) -> None:
         with contextlib.suppress(KeyError):
@@ -216,7 +221,39 @@ class Daemon:
             result = self.reconcile_account(name)
             if result is not None:
                 results.append(result)
+        self.check_reminders()
         return results
+
+    # ================================================================== reminders
+    def check_reminders(self) -> list[TrackedReport]:
+        """Read every [[tracked]] key's expiry and send the reminders that are due (the
+        `reminders` job, after each tick in tests). See rotator/reminders.py."""
+        if not self.config.tracked or self._stop.is_set():
+            return []
+        with self._running():
+            runtime = self.runtime
+            reminders = Reminders(
+                keys=tracked_keys(runtime.config), store=runtime.store, exchange=runtime.exchange
+            )
+            reports = reminders.run(
+                self.clock.now(),
+                dict(self.account_reports),
+                send=self.send_reminder,
+                fence_for=self.reminder_fence,
+            )
+        self.tracked_reports = {r.name: r for r in reports}
+        return reports
+
+    def reminder_fence(self, account: str) -> Fence:
+        """Who may send an account's reminders: the actor that holds its lease. One daemon today,
+        so always this one; leadership returns the account's lease fence here (LeaseLost when
+        another replica holds it: that one sends)."""
+        del account
+        return no_fence
+
+    def send_reminder(self, reminder: Reminder) -> None:
+        """The one way a reminder goes out (after its record in Vault claimed it)."""
+        self.notifier.notify(reminder_notice(reminder))
 
     def run_due(self, now: datetime) -> list[ReconcileResult]:
         """Run what the date jobs would run by `now`: every key whose due moment has come."""
@@ -384,6 +421,7 @@ class Daemon:
                 keys=tuple(dict(self.reports).values()),
                 accounts=tuple(dict(self.account_reports).values()),
                 last_reconcile=dict(self.last_ok),
+                tracked=tuple(_tracked_row(r) for r in dict(self.tracked_reports).values()),
             )
         )
 
@@ -419,6 +457,11 @@ class Daemon:
                 first_run=wall_now() if immediately else None,
             )
         sched.every("probe", self.probe, min(interval, PROBE_MAX_INTERVAL))
+        if self.config.tracked:
+            # First after the first reconcile has read the master keys' expiry.
+            sched.every("reminders", self.check_reminders, interval, first_run=wall_now() + jitter)
+        else:
+            sched.remove("reminders")
         sched.every(
             "heartbeat", self._beat, timedelta(seconds=HEARTBEAT_S), executor=HEARTBEAT_EXECUTOR
         )
@@ -696,3 +739,22 @@ class Daemon:
         self.runtime.close()
         log.info("daemon.stopped")
         return EXIT_OK
+
+
+def _tracked_row(report: TrackedReport) -> TrackedRow:
+    if report.next_point is not None and report.next_at is not None:
+        upcoming = f"{report.next_point} days before ({report.next_at:%Y-%m-%d %H:%M}Z)"
+    else:
+        upcoming = "none left" if report.expires_at is not None else "never expires"
+    last = None
+    if report.last_sent_at is not None:
+        last = f"{report.last_sent_days} days before, at {report.last_sent_at:%Y-%m-%d %H:%M}Z"
+    return TrackedRow(
+        name=report.name,
+        account=report.account,
+        kind=report.kind.value,
+        expires_at=report.expires_at,
+        next_reminder=upcoming if report.error is None else "—",
+        last_sent=last,
+        error=report.error,
+    )

@@ -26,6 +26,8 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "`[notify]`": config.NotifyConfig,
     "`[[notify.channels]]`": config.NotifyChannel,
     "`[logging]`": config.LoggingConfig,
+    "`[reminders]`": config.RemindersConfig,
+    "`[[tracked]]`": config.TrackedKeyConfig,
 }
 # Fields that are sub-sections, documented under their own heading.
 NESTED = {"auth"}
