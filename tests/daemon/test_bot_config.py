@@ -377,3 +377,32 @@ def test_format_given_or_from_the_suffix():
         CONFIG.format(path="/etc/bot/x.YML", fields='api_key_field = "k"\napi_secret_field = "s"')
     )
     assert cfg.keys[0].hooks[0].file_format == "yaml"
+
+
+def test_rotator_check_dry_runs_the_edit(tmp_path, capsys):
+    """`rotator check` makes the edit in memory only: a typo in a field path or a loose mode
+    shows at install time, not at the first rotation; nothing is written."""
+    from rotator.cli.check import Checklist, check_hooks  # noqa: PLC0415 (the CLI's own module)
+
+    good = write(tmp_path / "config.json", FREQTRADE)
+    typo = write(tmp_path / "typo.json", FREQTRADE)
+    loose = write(tmp_path / "loose.toml", TOML_FILE, 0o644)
+    hooks = "".join(
+        f'[[keys.hooks]]\ntype = "config_file"\npath = "{path}"\napi_key_field = "{k}"\n'
+        f'api_secret_field = "{s}"\n'
+        for path, k, s in (
+            (good, "exchange.key", "exchange.secret"),
+            (typo, "exchange.api_key", "exchange.secret"),
+            (loose, "exchange.api_key", "exchange.api_secret"),
+        )
+    )
+    cfg = parse(CONFIG.split("[[keys.hooks]]", maxsplit=1)[0].format() + hooks)
+    before = {p: p.read_bytes() for p in (good, typo, loose)}
+    out = Checklist()
+    check_hooks(cfg, out)
+    assert [i.status for i in out.items] == ["ok", "FAIL", "FAIL"]
+    assert "holds exchange.key and exchange.secret" in out.items[0].text
+    assert "has no field exchange.api_key" in out.items[1].text
+    assert "mode 0o644" in out.items[2].text
+    assert {p: p.read_bytes() for p in before} == before
+    assert OLD_SECRET not in capsys.readouterr().out
