@@ -238,7 +238,8 @@ def _tracked_table(view: StatusView) -> list[str]:
 def _tracked_row(t: TrackedRow, now: datetime) -> str:
     return (
         f"<tr><td>{_e(t.name)}</td><td>{_e(t.account)}</td><td>{_e(t.kind)}</td>"
-        f"<td>{_when(t.expires_at)}</td>{_days_cell(t.expires_at, now)}"
+        f"<td>{_when(t.expires_at) if t.expires_at or t.error else 'never'}</td>"
+        f"{_days_cell(t.expires_at, now) if not t.error else '<td>—</td>'}"
         f"<td>{_e(t.next_reminder)}</td><td>{_e(t.last_sent)}</td>"
         f'<td class="why">{_e(t.error)}</td></tr>'
     )

@@ -131,10 +131,13 @@ def _status_daemon(simulator, sim_clock, bao, vault_store, vault_prefix, monkeyp
     text = BASE.format(
         sim=simulator.base_url, vault=bao.address, prefix=vault_prefix, metrics="true", port=port
     )
+    text += '[[tracked]]\nname = "main-master"\naccount = "main"\nkind = "master"\n'
     d = make_daemon(text, sim_clock)
     assert d.start_http()
     d.probe()
     d.tick()
+    sim_clock.set(d.due["bot2"])  # bot2's rotation: new key handed off, old one in its grace
+    d.run_due(sim_clock.now())
     d.phase = "running"
     records = [vault_store.read(f"{vault_prefix}/keys/{k}").data for k in ("bot1", "bot2")]
     yield d, f"http://127.0.0.1:{port}/status", records
@@ -172,6 +175,11 @@ def test_status_on_the_daemon_listener(status_daemon):
     assert MASTER_SECRET not in page
     assert "Accounts and master keys" in page
     assert d.reports["bot1"].state == "idle"
+    assert d.reports["bot2"].next_action == "revoke old key"
+    assert "revoke old key" in page
+    assert "grace period for consumers of the old key" in page
+    assert "main-master" in page  # the tracked master key (IP-bound here: never expires)
+    assert "never expires" in page
     assert httpx.post(url).status_code == 501  # read-only: no other method
 
 
