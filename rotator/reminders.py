@@ -46,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 EXPIRY_TOLERANCE = timedelta(minutes=1)  # expiries closer than this are the same expiry
 RECORD_SCHEMA = 1
+HELD_ELSEWHERE = "another replica holds the account's lease: it sends the reminders"
 
 
 class TrackedKind(enum.StrEnum):
@@ -192,7 +193,7 @@ class Reminders:
                 try:
                     reports.append(self._check(key, now, accounts, send, fence_for(key.account)))
                 except LeaseLost:
-                    reports.append(self._report(key, error="another replica holds the lease"))
+                    reports.append(self._report(key, error=HELD_ELSEWHERE))
                 except RotatorError as exc:
                     log.warning("reminder.check_failed", error=exc.message)
                     reports.append(self._report(key, error=exc.message))
@@ -225,7 +226,10 @@ class Reminders:
         point = due_point(expires_at, key.days_before, record.sent, now)
         sent_now = None
         if point is not None:
-            fence()  # only the actor allowed to act for the account claims and sends
+            try:
+                fence()  # only the actor allowed to act for the account claims and sends
+            except LeaseLost:
+                return self._report(key, expires_at=expires_at, error=HELD_ELSEWHERE)
             claimed = ReminderRecord(
                 expires_at=expires_at,
                 sent=after_sending(record, point, key.days_before),

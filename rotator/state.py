@@ -155,6 +155,7 @@ class Rotation:
     claimed_at: datetime | None = None
     grace_until: datetime | None = None  # HANDED_OFF: revoke the old key from then on
     handoff_forced: bool = False  # hand-off skipped because the old key's expiry forced it
+    acked_at: datetime | None = None  # the consumer acknowledged the new key (ack policy)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -172,6 +173,7 @@ class Rotation:
             "claimed_at": _ts(self.claimed_at),
             "grace_until": _ts(self.grace_until),
             "handoff_forced": self.handoff_forced,
+            "acked_at": _ts(self.acked_at),
         }
 
     @classmethod
@@ -198,6 +200,7 @@ class Rotation:
             claimed_at=_dt(d.get("claimed_at"), f"{what}.claimed_at"),
             grace_until=_dt(d.get("grace_until"), f"{what}.grace_until"),
             handoff_forced=bool(d.get("handoff_forced", False)),
+            acked_at=_dt(d.get("acked_at"), f"{what}.acked_at"),
         )
 
     def note(self, key_name: str) -> str:
@@ -213,10 +216,12 @@ class KeyState:
     rotation: Rotation | None = None
     last_rotation_at: datetime | None = None
     rotations: int = 0  # completed rotations
+    token: int = 0  # the highest fencing token (account lease) that wrote this record
 
     def to_record(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
+            "token": self.token,
             "active": None if self.active is None else self.active.to_record(),
             "previous": None if self.previous is None else self.previous.to_record(),
             "rotation": None if self.rotation is None else self.rotation.to_record(),
@@ -240,6 +245,7 @@ class KeyState:
             else Rotation.from_record(rotation, f"{what}.rotation"),
             last_rotation_at=_dt(d.get("last_rotation_at"), f"{what}.last_rotation_at"),
             rotations=_int(d.get("rotations", 0), f"{what}.rotations"),
+            token=_int(d.get("token", 0), f"{what}.token"),
         )
 
     def with_rotation(self, rotation: Rotation | None) -> KeyState:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from handoff_world import close, make_daemon
 from rotator.config import parse, tracked_keys
-from rotator.errors import ConfigError, LeaseLost
+from rotator.errors import ConfigError
 from rotator.model import fingerprint
 from rotator.reminders import (
     ReminderRecord,
@@ -239,24 +239,25 @@ def test_a_new_expiry_starts_a_new_round(world, sim_clock, capture, vault_store,
     assert sent(capture).count("other-bot:3d") == 2
 
 
-def test_only_the_actor_holding_the_lease_sends(world, sim_clock, capture, vault_store):
-    """The fence of the account is asked before a point is claimed: LeaseLost claims and sends
-    nothing; the lease holder then sends it."""
+def test_only_the_lease_holder_sends(world, sim_clock, capture):
+    """Two replicas: the follower sees the same expiries (the holder's snapshot) but its fence,
+    the account's lease, stops it before a claim; after the holder stops, it takes over and
+    sends the next point."""
     master = world["expiry"]["main-master"]
-    d = world["start"]()
-    d.reminder_fence = lambda _account: _lost  # another replica holds every lease
-    tick_at(d, sim_clock, master - 14 * DAY)
-    assert sent(capture) == []
-    assert d.tracked_reports["main-master"].error == "another replica holds the lease"
-    holder = world["start"]()
+    holder, follower = world["start"](), world["start"]()
     tick_at(holder, sim_clock, master - 14 * DAY)
-    assert sent(capture) == ["main-master:14d", "webui-rsa:1d"]  # the RSA key died already
-    tick_at(d, sim_clock, master - 14 * DAY)  # the other one, later: already claimed
-    assert len(sent(capture)) == 2
-
-
-def _lost():
-    raise LeaseLost("lease held by another replica")
+    tick_at(follower, sim_clock, master - 14 * DAY + timedelta(minutes=1))
+    assert sorted(sent(capture)) == ["main-master:14d", "webui-rsa:1d"]  # RSA died already
+    assert follower.tracked_reports["main-master"].expires_at == master  # holder's snapshot
+    tick_at(follower, sim_clock, master - 7 * DAY)
+    assert "main-master:7d" not in sent(capture)  # due, but the follower never sends
+    report = follower.tracked_reports["main-master"]
+    assert report.error == "another replica holds the account's lease: it sends the reminders"
+    assert report.expires_at == master
+    close(holder)  # a clean stop releases the lease
+    tick_at(follower, sim_clock, master - 7 * DAY + timedelta(minutes=1))
+    assert sent(capture).count("main-master:7d") == 1
+    assert follower.tracked_reports["main-master"].error is None
 
 
 def test_two_replicas_at_once_send_one_reminder(world, sim_clock, capture, vault_store):
