@@ -160,20 +160,26 @@ def test_owner_group_and_mode_are_kept(tmp_path):
     assert json.loads(target.read_text())["exchange"]["key"] == KEY_ID
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may chown to anyone")
 def test_owner_that_cannot_be_kept_is_a_clear_failure(tmp_path, monkeypatch):
+    """A file of another user, and a service without CAP_CHOWN (simulated: fchown refused):
+    the hand-off fails with the fix, the file is untouched, no temp file is left."""
     target = write(tmp_path / "config.json", FREQTRADE)
     real_lstat = os.lstat
 
     def foreign(path, *a, **kw):
-        info = real_lstat(path, *a, **kw)
-        values = list(info)
-        values[4] = 0  # owned by root
+        values = list(real_lstat(path, *a, **kw))
+        values[4] = values[4] + 4242  # st_uid: someone else's file
         return os.stat_result(values)
 
+    def refused(fd, uid, gid):
+        raise PermissionError(1, "Operation not permitted")
+
     monkeypatch.setattr(bot_config.os, "lstat", foreign)
-    with pytest.raises(HandOffFailed, match="CAP_CHOWN"):
+    monkeypatch.setattr(bot_config.os, "fchown", refused)
+    with pytest.raises(HandOffFailed, match=r"CAP_CHOWN.*mode 0640"):
         hook(target).run("bot1", RECORD, CTX)
+    assert target.read_text() == FREQTRADE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
 def test_temp_file_is_0600_from_the_start_whatever_the_umask(tmp_path, monkeypatch):
