@@ -7,6 +7,7 @@
                 the daemon reads and writes (sys/capabilities-self)
     bybit       reachable, clock in step; per account: the master key answers, is a master key,
                 may create and delete sub keys, and when it expires; each sub UID exists
+    tracked     each [[tracked]] key is found and its expiry read (as the reminders job will)
 
 Exit 0 when nothing FAILs (warnings allowed), 1 otherwise, 2 for config errors.
 """
@@ -36,10 +37,19 @@ from rotator.cli.output import (
     styled,
     verbose_option,
 )
-from rotator.config import CommandHook, Config, ConfigFileHook, FileHook, KeyConfig, WebhookHook
+from rotator.config import (
+    CommandHook,
+    Config,
+    ConfigFileHook,
+    FileHook,
+    KeyConfig,
+    WebhookHook,
+    tracked_keys,
+)
 from rotator.durations import format_duration
 from rotator.errors import HandOffFailed, RotatorError
 from rotator.model import Credentials, ExchangeKey, KeyKind, Secret, fingerprint
+from rotator.reminders import Reminders, TrackedKind
 
 MANAGE_PERMISSIONS = frozenset({"AccountTransfer", "SubMemberTransfer", "Withdraw"})
 """Bybit reference §3.0: a master key needs one of these (Wallet group) to manage sub keys."""
@@ -332,6 +342,30 @@ def check_bybit(cfg: Config, runtime: wiring.Runtime, out: Checklist, *, vault_o
         return
     for account in cfg.accounts:
         _check_account(cfg, runtime, account.name, out)
+    check_tracked(cfg, runtime, out)
+
+
+def check_tracked(cfg: Config, runtime: wiring.Runtime, out: Checklist) -> None:
+    """Each [[tracked]] key can be found and its expiry read, as the reminders job will."""
+    reminders = Reminders(keys=tracked_keys(cfg), store=runtime.store, exchange=runtime.exchange)
+    for key in reminders.keys:
+        where = f"tracked {key.name} ({key.kind.value}, account {key.account})"
+        if key.kind is TrackedKind.MASTER:
+            out.ok(f"{where}: the master key, whose expiry is checked above")
+            continue
+        try:
+            expires = reminders.expiry(key, {})
+        except RotatorError as exc:
+            fix = (
+                "check sub_uid and key_fp (printf %s KEYID | sha256sum | cut -c1-10)"
+                if key.kind is TrackedKind.SUB_KEY
+                else f"store the key's {{api_key, api_secret}} at Vault {key.credentials_path}"
+            )
+            out.fail(f"{where}: {exc.message}", fix)
+            continue
+        days = ", ".join(str(d) for d in key.days_before)
+        when = f"expires {expires:%Y-%m-%d %H:%M}Z" if expires else "never expires"
+        out.ok(f"{where}: found, {when}; reminders {days} days before")
 
 
 def _check_account(cfg: Config, runtime: wiring.Runtime, name: str, out: Checklist) -> None:

@@ -378,3 +378,30 @@ def test_tracked_defaults_and_duplicates():
     )
     with pytest.raises(ConfigError, match="tracks the same key"):
         parse(twice)
+
+
+def test_rotator_check_finds_each_tracked_key(world, sim_clock, vault_store, vault_prefix):
+    """`rotator check` reads each tracked key's expiry as the reminders job will, and FAILs with
+    the fix for one it cannot find."""
+    from rotator.cli.check import Checklist, check_tracked  # noqa: PLC0415 (the CLI's module)
+
+    d = world["start"]()
+    sim_clock.set(SIM_START + DAY)
+    out = Checklist()
+    check_tracked(d.config, d.runtime, out)
+    assert [i.status for i in out.items] == ["ok", "ok", "ok"]
+    rsa = world["expiry"]["webui-rsa"]
+    assert f"found, expires {rsa:%Y-%m-%d %H:%M}Z; reminders 14, 7, 1 days before" in (
+        out.items[1].text
+    )
+    vault_store.write(f"{vault_prefix}/tracked/other-bot", {"api_key": OTHER_KEY}, cas=1)
+    broken = make_daemon(world["text"].replace(fingerprint(world["rsa_key"]), "0" * 10), sim_clock)
+    try:
+        out = Checklist()
+        check_tracked(broken.config, broken.runtime, out)
+    finally:
+        close(broken)
+    assert [i.status for i in out.items] == ["ok", "FAIL", "FAIL"]
+    assert "no key with key_fp 0000000000" in out.items[1].text
+    assert "sha256sum" in out.items[1].fix
+    assert f"Vault {vault_prefix}/tracked/other-bot" in out.items[2].fix
