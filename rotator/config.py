@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import (
@@ -303,12 +304,14 @@ class CommandHook(_Model):
 def webhook_url_problem(url: str) -> str | None:
     """What is wrong with a webhook URL, or None. The URL is never quoted: it may hold a token."""
     try:
+        split = urlsplit(url)
+        _ = split.hostname, split.port  # both raise ValueError on a broken host or port
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError):
-        return "is not a URL httpx can parse"
+        return "is not a URL (check brackets, host and port)"
     if parsed.scheme not in ("http", "https"):
         return "needs the scheme http:// or https://"
-    if not parsed.host:
+    if not parsed.host or not split.hostname:
         return "has no host"
     return None
 
