@@ -24,6 +24,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "`[metrics]`": config.MetricsConfig,
     "`[notify]`": config.NotifyConfig,
     "`[[notify.channels]]`": config.NotifyChannel,
+    "`[leader_election]`": config.LeaderElectionConfig,
     "`[logging]`": config.LoggingConfig,
 }
 # Fields that are sub-sections, documented under their own heading.
