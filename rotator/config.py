@@ -536,9 +536,7 @@ class Config(_Model):
     def _check_vault_path(self, index: int, key: KeyConfig) -> None:
         """A consumer path inside the rotator's own folders, or on a master key record, would
         let one key's hand-off overwrite another key's state or an account's master key."""
-        if key.vault_path is None:
-            return
-        path = key.vault_path
+        path = self.vault_path(key)
         prefix = self.vault.prefix
         for folder in ROTATOR_FOLDERS:
             own = f"{prefix}/{folder}"

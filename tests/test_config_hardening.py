@@ -85,6 +85,12 @@ def _error(text: str) -> str:
             + 'vault_path = "bots/master"\n',
             "master key record",
         ),
+        (
+            GOOD.replace(
+                'name = "main"\n', 'name = "main"\nmaster_key_path = "rotator/keys/bot1"\n', 1
+            ),
+            "master key record",
+        ),
         # hooks
         (GOOD + '[[keys.hooks]]\ntype = "command"\nargv = [""]\n', "keys[0].hooks[0].argv"),
         (
