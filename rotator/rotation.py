@@ -1114,7 +1114,6 @@ def _failure_class(exc: RotatorError) -> str:
         "StoreUnavailable": "vault",
         "StoreDenied": "vault_denied",
         "ExchangeUnavailable": "bybit",
-        "ExchangeProtocolError": "bybit",
         "ExchangeRateLimited": "bybit_rate_limit",
         "ExchangeClockSkew": "clock_skew",
         "ExchangeOutcomeUnknown": "bybit_outcome_unknown",

@@ -76,10 +76,12 @@ def _record(**rotation_changes):
         ({"started_at": None}, "started_at is missing"),
         ({"started_at": "9999-12-31T23:59:59-01:00"}, "out of range"),
         ({"next_try": "0001-01-01T00:00:00+01:00"}, "out of range"),
+        ({"step": "launched"}, "unknown step 'launched'"),
     ],
 )
 def test_unusable_timestamps_are_state_corrupt(changes, message):
-    """A timestamp without a zone, a missing required one, or one past the calendar in UTC is
-    StateCorrupt (a human fixes the record), never a crash of the reconcile."""
+    """A timestamp without a zone, a missing required one, one past the calendar in UTC, or an
+    unknown step is StateCorrupt (a human fixes the record), never a crash of the reconcile.
+    Deterministic: the hypothesis tests reach these lines only on some runs."""
     with pytest.raises(StateCorrupt, match=message):
         KeyState.from_record(_record(**changes))
