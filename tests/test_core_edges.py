@@ -5,12 +5,13 @@ state records with timestamps that are present but unusable. They hold the core'
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import structlog
 from rotator.errors import StateCorrupt
 from rotator.model import REDACTED, SECRET_REGISTRY, CreatedKey, Credentials, Secret, short_key_id
+from rotator.policy import RotationPolicy, jitter_offset
 from rotator.state import KeyState, Step
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -77,6 +78,11 @@ def _record(**rotation_changes):
         ({"started_at": "9999-12-31T23:59:59-01:00"}, "out of range"),
         ({"next_try": "0001-01-01T00:00:00+01:00"}, "out of range"),
         ({"step": "launched"}, "unknown step 'launched'"),
+        ({"started_at": 1767225600}, "expected a timestamp, got int"),
+        ({"started_at": "yesterday"}, "not an ISO 8601 timestamp"),
+        ({"id": ""}, "expected a non-empty string"),
+        ({"attempts": "3"}, "expected an integer"),
+        ({"pending": ["not", "an", "object"]}, "expected an object"),
     ],
 )
 def test_unusable_timestamps_are_state_corrupt(changes, message):
@@ -85,3 +91,13 @@ def test_unusable_timestamps_are_state_corrupt(changes, message):
     Deterministic: the hypothesis tests reach these lines only on some runs."""
     with pytest.raises(StateCorrupt, match=message):
         KeyState.from_record(_record(**changes))
+
+
+def test_state_record_of_another_schema_is_state_corrupt():
+    with pytest.raises(StateCorrupt, match="this version reads schema"):
+        KeyState.from_record({"schema": 999})
+
+
+def test_zero_jitter_is_no_offset():
+    """jitter = 0s: every key renews exactly renew_before ahead."""
+    assert jitter_offset("bot1:KEYID", RotationPolicy(jitter=timedelta(0))) == timedelta(0)
