@@ -80,6 +80,7 @@ def _load_prctl() -> Callable[[int, int, int, int, int], int] | None:
 
 _PRCTL = _load_prctl()
 _SIGKILL = int(signal.SIGKILL)
+_REAP_WAIT_S = 5.0  # after killing a timed-out hook's group: how long to drain its output
 
 
 def _die_with_parent() -> None:
@@ -317,7 +318,14 @@ class CommandHandOff:
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            try:
+                proc.communicate(timeout=_REAP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                # A process that left the group (setsid) still holds the output pipe: stop
+                # reading; the hook process itself is dead and reaped.
+                if proc.stdout is not None:
+                    proc.stdout.close()
+                proc.wait()
             raise HandOffFailed(
                 f"command hook {program!r} did not finish within {timeout:g}s; killed its "
                 "process group"

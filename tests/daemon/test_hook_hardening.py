@@ -277,3 +277,26 @@ def test_build_hooks_unchanged_for_good_configs(tmp_path):
     chains = build_hooks(parse(CONFIG.format(hooks=hooks), source="t.toml"))
     assert [h.kind for h in chains.chains["bot1"]] == ["file", "command", "webhook"]
     assert hooks_mod.HookChains is HookChains
+
+
+def test_timeout_does_not_hang_on_a_process_that_left_the_group(tmp_path, monkeypatch):
+    """A hook child that called setsid keeps the output pipe open: after killing the group the
+    hook fails anyway, within the drain limit, instead of waiting for that process."""
+    monkeypatch.setattr(hooks_mod, "_REAP_WAIT_S", 0.2)
+    pid_file = tmp_path / "pid"
+    hook = CommandHook(
+        type="command",
+        argv=["sh", "-c", f"setsid sleep 60 & echo $! > {pid_file}; sleep 60"],
+        timeout=timedelta(seconds=0.5),
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(HandOffFailed, match="did not finish"):
+            CommandHandOff(hook, {"PATH": os.environ["PATH"]}).run("bot1", RECORD, CTX)
+        assert time.monotonic() - started < 30
+    finally:
+        if pid_file.exists() and pid_file.read_text().strip():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
