@@ -229,9 +229,7 @@ class Daemon:
     def _handoff_failed(self, key_name: str, hook: str) -> None:
         with contextlib.suppress(KeyError):
             key = self.config.key(key_name)
-            self.metrics.handoff_failures.labels(
-                key.name, key.account, str(key.sub_uid), hook
-            ).inc()
+            self.metrics.observe_handoff_failure(key.name, key.account, key.sub_uid, hook)
 
     @property
     def reconcile_interval(self) -> timedelta:
@@ -916,6 +914,7 @@ class Daemon:
             self.config.metrics.listen,
             Endpoints(
                 registry=self.metrics.registry,
+                exposition=self.metrics.exposition,
                 healthz=self.healthy,
                 readyz=self.ready,
                 status=self.status_page,

@@ -10,6 +10,7 @@ ThreadingHTTPServer serves them from a daemon thread.
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from collections.abc import Callable, Mapping
@@ -33,6 +34,9 @@ class Endpoints:
     healthz: Probe
     readyz: Probe
     status: Callable[[], str] | None = None  # the /status page's HTML
+    # /metrics' body when not generate_latest(registry): Metrics.exposition (cached per key;
+    # called with compressed=True for a client that accepts gzip, and then already gzipped)
+    exposition: Callable[..., bytes] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -44,7 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         try:
             if path == "/metrics":
-                self._reply(200, generate_latest(self.endpoints.registry), CONTENT_TYPE_LATEST)
+                self._metrics()
             elif path in ("/healthz", "/readyz"):
                 probe = self.endpoints.healthz if path == "/healthz" else self.endpoints.readyz
                 ok, detail = probe()
@@ -59,6 +63,17 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 (a probe bug answers 500, never kills the server)
             log.error("http.handler_failed", path=path, error=type(exc).__name__)
             self._reply(500, b"internal error\n", "text/plain")
+
+    def _metrics(self) -> None:
+        render = self.endpoints.exposition
+        gzipped = "gzip" in self.headers.get("Accept-Encoding", "")  # Prometheus asks for it
+        if render is not None:
+            body = render(compressed=gzipped)
+        else:
+            body = generate_latest(self.endpoints.registry)
+            body = gzip.compress(body, compresslevel=1) if gzipped else body
+        headers = {"Content-Encoding": "gzip"} if gzipped else {}
+        self._reply(200, body, CONTENT_TYPE_LATEST, headers)
 
     def _reply(
         self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] = {}

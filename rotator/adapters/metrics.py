@@ -8,14 +8,28 @@ from __future__ import annotations
 
 import contextlib
 import math
+import struct
+import threading
+import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from rotator import __version__
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from datetime import datetime, timedelta
 
     from rotator.adapters.bybit import RequestObservation
@@ -51,67 +65,9 @@ class Metrics:
         self.build_info = Info("rotator_build", "Version of the running rotator.", registry=r)
         self.build_info.info({"version": __version__})
 
-        # ---- per managed key
-        self.key_expiry = Gauge(
-            "rotator_key_expiry_timestamp_seconds",
-            "When the key consumers use expires (Unix time); +Inf if it never expires.",
-            KEY_LABELS,
-            registry=r,
-        )
-        self.key_next_renewal = Gauge(
-            "rotator_key_next_renewal_timestamp_seconds",
-            "When the key's next rotation step is due (Unix time).",
-            KEY_LABELS,
-            registry=r,
-        )
-        self.key_state = Gauge(
-            "rotator_key_state",
-            "1 for the key's current rotation state, 0 for the others.",
-            (*KEY_LABELS, "state"),
-            registry=r,
-        )
-        self.key_last_rotation = Gauge(
-            "rotator_key_last_rotation_timestamp_seconds",
-            "When the key's last rotation completed (Unix time); 0 if never.",
-            KEY_LABELS,
-            registry=r,
-        )
-        self.key_escalated = Gauge(
-            "rotator_key_escalated",
-            "1 if the key will expire before it can be rotated without a human.",
-            KEY_LABELS,
-            registry=r,
-        )
-        self.rotation_attempts = Counter(
-            "rotator_rotation_attempts",
-            "Rotation steps attempted.",
-            KEY_LABELS,
-            registry=r,
-        )
-        self.rotation_failures = Counter(
-            "rotator_rotation_failures",
-            "Rotation steps that failed, by class of failure.",
-            (*KEY_LABELS, "reason"),
-            registry=r,
-        )
-        self.rotations_completed = Counter(
-            "rotator_rotations_completed",
-            "Rotations completed (old key revoked).",
-            KEY_LABELS,
-            registry=r,
-        )
-        self.key_drift = Gauge(
-            "rotator_key_drift",
-            "1 if the active key's permissions, IPs or readOnly on Bybit differ from the config.",
-            KEY_LABELS,
-            registry=r,
-        )
-        self.handoff_failures = Counter(
-            "rotator_handoff_failures",
-            "Hand-off hooks that failed.",
-            (*KEY_LABELS, "hook"),
-            registry=r,
-        )
+        # ---- per managed key: built at scrape time from each key's last report (KeySeries)
+        self.keys = KeySeries()
+        r.register(self.keys)
 
         # ---- per account
         self.master_key_expiry = Gauge(
@@ -124,13 +80,6 @@ class Metrics:
             "rotator_password_change_timestamp_seconds",
             "When the account's login password last changed, as detected or declared (Unix "
             "time); 0 if never.",
-            ("account",),
-            registry=r,
-        )
-        self.password_change_pending_keys = Gauge(
-            "rotator_password_change_pending_keys",
-            "Managed keys of the account that a password change forces to rotate and that are "
-            "not yet replaced.",
             ("account",),
             registry=r,
         )
@@ -220,27 +169,19 @@ class Metrics:
             registry=r,
         )
 
-        # key -> (account, awaits its forced rotation): per-account counts survive partial runs
-        self._password_pending: dict[str, tuple[str, bool]] = {}
-
     # ---- helpers the daemon calls
     def declare(self, keys: Iterable[tuple[str, str, int]], accounts: Iterable[str]) -> None:
         """Create the series of these keys and accounts whose value is known before the first
         reconcile: per key the attempt and completion counters and the gauges whose 0 means
         "nothing wrong"; per account the orphan and pending-key gauges; the daemon's counters for
         every value of their closed label sets. Called at start and on each reload."""
-        known = {g: _label_sets(g) for g in (self.key_escalated, self.key_drift)}
         for name, account, sub_uid in keys:
-            labels = (name, account, str(sub_uid))
-            self._declare_key(labels)
-            for gauge, have in known.items():
-                if labels not in have:
-                    gauge.labels(*labels).set(0)
+            self.keys.declare((name, account, str(sub_uid)))
         seen = _label_sets(self.orphan_keys)
         for account in accounts:
+            self.keys.declare_account(account)
             if (account,) not in seen:
                 self.orphan_keys.labels(account).set(0)
-                self._set_password_pending(account)
         for job in SCHEDULER_JOBS:
             for event in SCHEDULER_EVENTS:
                 self.scheduler_job_errors.labels(job, event)
@@ -249,55 +190,20 @@ class Metrics:
         for operation in VAULT_OPERATIONS:
             self.vault_errors.labels(operation)
 
-    def _declare_key(self, labels: tuple[str, str, str]) -> None:
-        # Not the failure counters per class and hook kind: 21 more series per key (x2 with
-        # _created) would make a 10,000-key scrape ~5x larger (issue 13); the alert rules count a
-        # failure series born within their window with its whole value instead.
-        self.rotation_attempts.labels(*labels)
-        self.rotations_completed.labels(*labels)
-
     def observe_clock_offset(self, offset: timedelta) -> None:
         """The offset the Bybit client measured (Bybit's clock minus ours)."""
         self.bybit_clock_offset.set(offset.total_seconds())
 
-    def set_key_state(self, key: str, account: str, sub_uid: int, state: str) -> None:
-        if state not in KEY_STATES:
-            raise ValueError(f"unknown state {state!r}")
-        for s in KEY_STATES:
-            self.key_state.labels(key, account, str(sub_uid), s).set(1 if s == state else 0)
-
     def remove_key(self, key: str, account: str, sub_uid: int) -> None:
         """Drop a key's series when it leaves the config (SIGHUP), so no stale alert fires."""
-        labels = (key, account, str(sub_uid))
-        for gauge in (
-            self.key_expiry,
-            self.key_next_renewal,
-            self.key_last_rotation,
-            self.key_escalated,
-            self.key_drift,
-        ):
-            _remove(gauge, labels)
-        gone = self._password_pending.pop(key, None)
-        if gone is not None:
-            self._set_password_pending(gone[0])
-        for s in KEY_STATES:
-            _remove(self.key_state, (*labels, s))
-        for counter in (
-            self.rotation_attempts,
-            self.rotation_failures,
-            self.rotations_completed,
-            self.handoff_failures,
-        ):
-            for series in _label_sets(counter):
-                if series[: len(labels)] == labels:
-                    _remove(counter, series)
+        self.keys.remove((key, account, str(sub_uid)))
 
     def remove_account(self, account: str) -> None:
         """Drop an account's series when it leaves the config."""
+        self.keys.remove_account(account)
         for gauge in (
             self.master_key_expiry,
             self.password_change_timestamp,
-            self.password_change_pending_keys,
             self.orphan_keys,
             self.leader,
             self.account_run_seconds,
@@ -306,7 +212,8 @@ class Metrics:
 
     def observe(self, result: ReconcileResult) -> None:
         """Feed one reconcile's result: per-key series, per-account series, run duration."""
-        self.observe_state(result)
+        self.keys.observe(result.keys, count=True)
+        self._observe_accounts(result)
         self.reconcile_duration.observe(
             max((result.finished_at - result.started_at).total_seconds(), 0.0)
         )
@@ -314,9 +221,12 @@ class Metrics:
     def observe_state(self, result: ReconcileResult) -> None:
         """The gauges only (a follower's view of the holder's snapshot): counters move only on
         what a report says happened in its run, and a snapshot's reports say nothing did."""
-        for k in result.keys:
-            self._observe_key(k)
+        self.keys.observe(result.keys, count=False)
+        self._observe_accounts(result)
+
+    def _observe_accounts(self, result: ReconcileResult) -> None:
         for a in result.accounts:
+            self.keys.declare_account(a.name)
             if a.master_ok:
                 self.master_key_expiry.labels(a.name).set(timestamp(a.master_expires_at))
                 if a.orphans is not None:  # judged only by a full run of the account
@@ -325,35 +235,10 @@ class Metrics:
                 self.password_change_timestamp.labels(a.name).set(
                     changed.timestamp() if changed else 0.0
                 )
-            self._set_password_pending(a.name)
 
-    def _observe_key(self, k: KeyReport) -> None:
-        labels = (k.name, k.account, str(k.sub_uid))
-        known = k.key_id is not None or k.expires_at is not None
-        if known:  # a report of an unreadable account knows nothing about the expiry
-            self.key_expiry.labels(*labels).set(timestamp(k.expires_at))
-        if k.next_at is not None or known:
-            self.key_next_renewal.labels(*labels).set(timestamp(k.next_at))
-        if k.state in KEY_STATES:
-            self.set_key_state(k.name, k.account, k.sub_uid, k.state)
-        last = k.last_rotation_at.timestamp() if k.last_rotation_at else 0.0
-        if known or last:
-            self.key_last_rotation.labels(*labels).set(last)
-        self.key_escalated.labels(*labels).set(1 if k.escalated else 0)
-        if k.drift is not None:
-            self.key_drift.labels(*labels).set(1 if k.drift else 0)
-        if k.password_change_pending is not None:
-            self._password_pending[k.name] = (k.account, k.password_change_pending)
-        if k.step_attempted or k.completed or k.failure is not None:
-            self.rotation_attempts.labels(*labels).inc()
-        if k.failure is not None:
-            self.rotation_failures.labels(*labels, k.failure).inc()
-        if k.completed:
-            self.rotations_completed.labels(*labels).inc()
-
-    def _set_password_pending(self, account: str) -> None:
-        count = sum(1 for acc, waits in self._password_pending.values() if acc == account and waits)
-        self.password_change_pending_keys.labels(account).set(count)
+    def observe_handoff_failure(self, key: str, account: str, sub_uid: int, hook: str) -> None:
+        """A hand-off hook failed (HookChains' on_failure)."""
+        self.keys.count_handoff_failure((key, account, str(sub_uid)), hook)
 
     def observe_request(self, obs: RequestObservation) -> None:
         """The Bybit client's observer: one HTTP attempt."""
@@ -370,6 +255,370 @@ class Metrics:
     def observe_vault_error(self, operation: str) -> None:
         """The Vault store's on_error hook."""
         self.vault_errors.labels(operation).inc()
+
+    def exposition(self, *, compressed: bool = False) -> bytes:
+        """What /metrics serves: the text of generate_latest(self.registry), the per-key
+        families first, written from text cached per key (a scrape of 10,000 keys re-renders
+        only the keys whose report changed since the last one). `compressed`: one gzip member
+        whose per-key part is compressed once per change too."""
+        plain = generate_latest(_Without(self.registry, self.keys))
+        if not compressed:
+            return self.keys.render() + plain
+        deflated, crc, size = self.keys.render_deflated()
+        packer = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+        rest = packer.compress(plain) + packer.flush()
+        trailer = struct.pack("<II", zlib.crc32(plain, crc), (size + len(plain)) & 0xFFFFFFFF)
+        return _GZIP_HEADER + deflated + rest + trailer
+
+
+# RFC 1952: magic, deflate, no flags, no mtime, no extra flags, OS unknown. Deflate streams may be
+# joined when all but the last end in a sync flush (byte-aligned, not final): one member.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+
+class _Without:
+    """A registry's collectors but one, for generate_latest."""
+
+    def __init__(self, registry: CollectorRegistry, left_out: Collector) -> None:
+        self._registry = registry
+        self._left_out = left_out
+
+    def collect(self) -> Iterator[Metric]:
+        with self._registry._lock:  # noqa: SLF001 (no public listing of a registry's collectors)
+            collectors = [
+                c
+                for c in self._registry._collector_to_names  # noqa: SLF001
+                if c is not self._left_out
+            ]
+        for collector in collectors:
+            yield from collector.collect()
+
+
+# ==================================================================== the per-key series
+# (name, kind, help, extra label): the families KeySeries exposes, in exposition order.
+_FAMILIES: tuple[tuple[str, str, str, str | None], ...] = (
+    (
+        "rotator_key_expiry_timestamp_seconds",
+        "gauge",
+        "When the key consumers use expires (Unix time); +Inf if it never expires.",
+        None,
+    ),
+    (
+        "rotator_key_next_renewal_timestamp_seconds",
+        "gauge",
+        "When the key's next rotation step is due (Unix time).",
+        None,
+    ),
+    (
+        "rotator_key_state",
+        "gauge",
+        "1 for the key's current rotation state, 0 for the others.",
+        "state",
+    ),
+    (
+        "rotator_key_last_rotation_timestamp_seconds",
+        "gauge",
+        "When the key's last rotation completed (Unix time); 0 if never.",
+        None,
+    ),
+    (
+        "rotator_key_escalated",
+        "gauge",
+        "1 if the key will expire before it can be rotated without a human.",
+        None,
+    ),
+    (
+        "rotator_key_drift",
+        "gauge",
+        "1 if the active key's permissions, IPs or readOnly on Bybit differ from the config.",
+        None,
+    ),
+    ("rotator_rotation_attempts", "counter", "Rotation steps attempted.", None),
+    (
+        "rotator_rotation_failures",
+        "counter",
+        "Rotation steps that failed, by class of failure.",
+        "reason",
+    ),
+    ("rotator_rotations_completed", "counter", "Rotations completed (old key revoked).", None),
+    ("rotator_handoff_failures", "counter", "Hand-off hooks that failed.", "hook"),
+)
+_PENDING = (
+    "rotator_password_change_pending_keys",
+    (
+        "Managed keys of the account that a password change forces to rotate and that are not "
+        "yet replaced."
+    ),
+)
+_Samples = list[tuple[str | None, float]]
+_go_float: Callable[[float], str] = floatToGoString  # client_python's own formatting, typed
+
+
+class _Key:
+    """One key's series values: what its last reports said, and its counters. None: no series."""
+
+    __slots__ = (
+        "attempts",
+        "completed",
+        "drift",
+        "escalated",
+        "expiry",
+        "failures",
+        "handoffs",
+        "last_rotation",
+        "next_renewal",
+        "pending",
+        "state",
+        "text",
+    )
+
+    def __init__(self) -> None:
+        self.expiry: float | None = None
+        self.next_renewal: float | None = None
+        self.state: str | None = None
+        self.last_rotation: float | None = None
+        self.escalated = 0.0
+        self.drift = 0.0
+        self.pending: bool | None = None
+        self.attempts = 0
+        self.completed = 0
+        self.failures: dict[str, int] | None = None
+        self.handoffs: dict[str, int] | None = None
+        self.text: tuple[str, ...] | None = None  # the rendered lines per family, until a change
+
+    def snapshot(self) -> tuple[object, ...]:
+        failures = tuple(self.failures.items()) if self.failures else ()
+        return (
+            self.expiry,
+            self.next_renewal,
+            self.state,
+            self.last_rotation,
+            self.escalated,
+            self.drift,
+            self.pending,
+            self.attempts,
+            self.completed,
+            failures,
+        )
+
+    def values(self) -> tuple[_Samples, ...]:
+        """Per family in _FAMILIES order: (extra label value, value) of each sample."""
+        one: _Samples = [(None, v)] if (v := self.expiry) is not None else []
+        nxt: _Samples = [(None, v)] if (v := self.next_renewal) is not None else []
+        states: _Samples = (
+            [(s, 1.0 if s == self.state else 0.0) for s in KEY_STATES] if self.state else []
+        )
+        last: _Samples = [(None, v)] if (v := self.last_rotation) is not None else []
+        return (
+            one,
+            nxt,
+            states,
+            last,
+            [(None, self.escalated)],
+            [(None, self.drift)],
+            [(None, float(self.attempts))],
+            [(r, float(n)) for r, n in (self.failures or {}).items()],
+            [(None, float(self.completed))],
+            [(h, float(n)) for h, n in (self.handoffs or {}).items()],
+        )
+
+
+class KeySeries(Collector):
+    """Every per-key series (and the per-account count of keys a password change still forces
+    to rotate), produced at scrape time from one small record per key: a key that leaves the
+    config leaves this map and its series are gone. The per-key counters count here too (no
+    `_created` samples: 2 fewer series per key than prometheus_client's Counter)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[tuple[str, str, str], _Key] = {}
+        self._accounts: dict[str, None] = {}  # ordered set
+        self._generation = 0  # counts changes; the renders below are of one generation
+        self._text: tuple[int, bytes] | None = None
+        self._deflated: tuple[int, bytes, int] | None = None
+
+    def _changed(self) -> None:  # under the lock
+        self._generation += 1
+        self._text = self._deflated = None
+
+    # ---- feeding
+    def declare(self, labels: tuple[str, str, str]) -> None:
+        with self._lock:
+            if labels not in self._keys:
+                self._keys[labels] = _Key()
+                self._changed()
+
+    def declare_account(self, account: str) -> None:
+        with self._lock:
+            if account not in self._accounts:
+                self._accounts[account] = None
+                self._changed()
+
+    def remove(self, labels: tuple[str, str, str]) -> None:
+        with self._lock:
+            if self._keys.pop(labels, None) is not None:
+                self._changed()
+
+    def remove_account(self, account: str) -> None:
+        with self._lock:
+            self._accounts.pop(account, None)
+            self._changed()
+
+    def count_handoff_failure(self, labels: tuple[str, str, str], hook: str) -> None:
+        with self._lock:
+            row = self._keys.setdefault(labels, _Key())
+            row.handoffs = row.handoffs or {}
+            row.handoffs[hook] = row.handoffs.get(hook, 0) + 1
+            row.text = None
+            self._changed()
+
+    def observe(self, reports: Iterable[KeyReport], *, count: bool) -> None:
+        with self._lock:
+            for k in reports:
+                row = self._keys.setdefault((k.name, k.account, str(k.sub_uid)), _Key())
+                if _update(row, k, count=count):
+                    self._changed()
+
+    # ---- scraping
+    def describe(self) -> list[Metric]:
+        return [*_families(), GaugeMetricFamily(_PENDING[0], _PENDING[1], labels=("account",))]
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            rows = [(labels, row.values()) for labels, row in self._keys.items()]
+            pending = self._pending()
+        families = _families()
+        for labels, values in rows:
+            for family, (_, _, _, extra), samples in zip(families, _FAMILIES, values, strict=True):
+                for value_label, value in samples:
+                    more = [value_label or ""] if extra else []
+                    family.add_metric([*labels, *more], value)
+        yield from families
+        gauge = GaugeMetricFamily(_PENDING[0], _PENDING[1], labels=("account",))
+        for account, n in pending.items():
+            gauge.add_metric([account], n)
+        yield gauge
+
+    def render(self) -> bytes:
+        """The text generate_latest writes for collect(), from each key's cached lines.
+        Unchanged since the last scrape: the same bytes again."""
+        return self._render()[0]
+
+    def render_deflated(self) -> tuple[bytes, int, int]:
+        """render() as raw deflate blocks ending in a sync flush (more blocks may follow), with
+        the CRC-32 and the length of the text; cached as render() is."""
+        text, generation = self._render()
+        with self._lock:
+            done = self._deflated
+        if done is not None and done[0] == generation:
+            return done[1], done[2], len(text)
+        packer = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+        deflated = packer.compress(text) + packer.flush(zlib.Z_SYNC_FLUSH)
+        crc = zlib.crc32(text)
+        with self._lock:
+            if self._generation == generation:
+                self._deflated = (generation, deflated, crc)
+        return deflated, crc, len(text)
+
+    def _render(self) -> tuple[bytes, int]:
+        with self._lock:
+            generation = self._generation
+            if self._text is not None and self._text[0] == generation:
+                return self._text[1], generation
+            texts = [_text(labels, row) for labels, row in self._keys.items()]
+            pending = self._pending()
+        out: list[str] = []
+        for i, (name, kind, doc, _) in enumerate(_FAMILIES):
+            shown = f"{name}_total" if kind == "counter" else name
+            out.append(f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n")
+            out.extend(text[i] for text in texts)
+        out.append(f"# HELP {_PENDING[0]} {_PENDING[1]}\n# TYPE {_PENDING[0]} gauge\n")
+        out.extend(
+            f'{_PENDING[0]}{{account="{_escape(a)}"}} {_go_float(n)}\n' for a, n in pending.items()
+        )
+        body = "".join(out).encode()
+        with self._lock:
+            if self._generation == generation:  # else: rendered again at the next scrape
+                self._text = (generation, body)
+        return body, generation
+
+    def _pending(self) -> dict[str, float]:
+        counts = dict.fromkeys(self._accounts, 0.0)
+        for (_, account, _), row in self._keys.items():
+            if row.pending and account in counts:
+                counts[account] += 1
+        return counts
+
+
+def _update(row: _Key, k: KeyReport, *, count: bool) -> bool:
+    """Apply one report; True if a series value changed."""
+    before = row.snapshot()
+    known = k.key_id is not None or k.expires_at is not None
+    if known:  # a report of an unreadable account knows nothing about the expiry
+        row.expiry = timestamp(k.expires_at)
+    if k.next_at is not None or known:
+        row.next_renewal = timestamp(k.next_at)
+    if k.state in KEY_STATES:
+        row.state = k.state
+    last = k.last_rotation_at.timestamp() if k.last_rotation_at else 0.0
+    if known or last:
+        row.last_rotation = last
+    row.escalated = 1.0 if k.escalated else 0.0
+    if k.drift is not None:
+        row.drift = 1.0 if k.drift else 0.0
+    if k.password_change_pending is not None:
+        row.pending = k.password_change_pending
+    if count:
+        _count(row, k)
+    if row.snapshot() == before:
+        return False
+    row.text = None
+    return True
+
+
+def _count(row: _Key, k: KeyReport) -> None:
+    """The counters: what the report says happened in its run."""
+    if k.step_attempted or k.completed or k.failure is not None:
+        row.attempts += 1
+    if k.failure is not None:
+        row.failures = row.failures or {}
+        row.failures[k.failure] = row.failures.get(k.failure, 0) + 1
+    if k.completed:
+        row.completed += 1
+
+
+def _families() -> list[GaugeMetricFamily | CounterMetricFamily]:
+    out: list[GaugeMetricFamily | CounterMetricFamily] = []
+    for name, kind, doc, extra in _FAMILIES:
+        labels = [*KEY_LABELS, extra] if extra else list(KEY_LABELS)
+        if kind == "counter":
+            out.append(CounterMetricFamily(name, doc, labels=labels))
+        else:
+            out.append(GaugeMetricFamily(name, doc, labels=labels))
+    return out
+
+
+def _text(labels: tuple[str, str, str], row: _Key) -> tuple[str, ...]:
+    """A key's lines per family, rendered once per change (labels sorted, as generate_latest)."""
+    if row.text is None:
+        key, account, sub_uid = (_escape(v) for v in labels)
+        lines = []
+        for (name, kind, _, extra), samples in zip(_FAMILIES, row.values(), strict=True):
+            shown = f"{name}_total" if kind == "counter" else name
+            parts = []
+            for value_label, value in samples:
+                pairs = [("account", account), ("key", key), ("sub_uid", sub_uid)]
+                if extra:
+                    pairs.append((extra, _escape(value_label or "")))
+                label_text = ",".join(f'{n}="{v}"' for n, v in sorted(pairs))
+                parts.append(f"{shown}{{{label_text}}} {_go_float(value)}\n")
+            lines.append("".join(parts))
+        row.text = tuple(lines)
+    return row.text
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def timestamp(when: datetime | None) -> float:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import math
+import zlib
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import generate_latest
 from rotator.adapters.bybit import RequestObservation
 from rotator.adapters.metrics import Metrics
 from rotator.rotation import AccountReport, KeyReport, ReconcileResult
@@ -98,7 +101,7 @@ def test_adapter_hooks_and_remove_key():
     assert get("rotator_bybit_rate_limit_remaining", ep) == 9
     assert get("rotator_vault_errors_total", {"operation": "write"}) == 1
     m.observe(result(failure="vault", completed=True))
-    m.handoff_failures.labels("bot1", "main", "2001", "file").inc()
+    m.observe_handoff_failure("bot1", "main", 2001, "file")
     m.remove_key("bot1", "main", 2001)
     for name, extra in [
         ("rotator_key_expiry_timestamp_seconds", {}),
@@ -195,3 +198,85 @@ def test_clock_offset_and_drift():
     assert get("rotator_key_drift", L) == 0
     m.observe(result(drift=("IPs are ['*'], wanted ['1.2.3.4']",)))
     assert get("rotator_key_drift", L) == 1
+
+
+def fleet(n: int) -> Metrics:
+    """n keys, some with failures, hand-off failures and a label value that needs escaping."""
+    m = Metrics()
+    keys = [(f"k{i}", "main" if i % 2 else 'a"b\\c', 2000 + i) for i in range(n)]
+    m.declare(keys, ["main", 'a"b\\c'])
+    m.observe(
+        ReconcileResult(
+            started_at=NOW,
+            finished_at=NOW,
+            keys=tuple(
+                KeyReport(
+                    name=name,
+                    account=account,
+                    sub_uid=sub_uid,
+                    state="failed" if i % 3 else "idle",
+                    key_id="K",
+                    expires_at=None if i % 4 else NOW,
+                    failure="bybit" if i % 3 else None,
+                    password_change_pending=bool(i % 2),
+                )
+                for i, (name, account, sub_uid) in enumerate(keys)
+            ),
+            accounts=(AccountReport(name="main", master_ok=True),),
+        )
+    )
+    m.observe_handoff_failure("k1", "main", 2001, "command")
+    return m
+
+
+def test_exposition_is_generate_latest_and_one_gzip_member():
+    """/metrics' cached text says what the registry says (every line, escaping included), and
+    its gzip form is one member: a client that reads only the first member (httpx) sees it all."""
+    m = fleet(7)
+    for _ in range(2):  # the second time from the cache
+        text = m.exposition()
+        assert sorted(text.splitlines()) == sorted(generate_latest(m.registry).splitlines())
+        packed = m.exposition(compressed=True)
+        one_member = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        assert one_member.decompress(packed) == text
+        assert one_member.eof
+        assert not one_member.unused_data
+        assert gzip.decompress(packed) == text
+
+
+def test_exposition_follows_every_change():
+    """The cache never serves a stale key: a new report, a hand-off failure, a removed key."""
+    m = fleet(3)
+    changes = [
+        (
+            lambda: m.observe(result(state="escalated", escalated=True)),
+            'rotator_key_escalated{account="main",key="bot1",sub_uid="2001"} 1.0',
+        ),
+        (
+            lambda: m.observe_handoff_failure("k2", "main", 2002, "file"),
+            'hook="file",key="k2"',
+        ),
+        (lambda: m.remove_key("k1", "main", 2001), None),
+    ]
+    for change, shown in changes:
+        m.exposition(compressed=True)  # cached now
+        change()
+        text = m.exposition().decode()
+        assert sorted(text.splitlines()) == sorted(
+            generate_latest(m.registry).decode().splitlines()
+        )
+        assert gzip.decompress(m.exposition(compressed=True)).decode() == text
+        if shown:
+            assert shown in text
+    assert 'key="k1"' not in text
+
+
+def test_a_few_series_per_key():
+    """Per key: 5 gauges, 9 states and 2 counters without _created (issue 13: was 18)."""
+    m = fleet(10)
+    m.remove_key("k1", "main", 2001)  # the only one with a hand-off failure
+    lines = [
+        line for line in m.exposition().decode().splitlines() if 'key="k3"' in line
+    ]  # k3: idle, no failure
+    assert len(lines) == 16, lines
+    assert not [line for line in lines if "_created" in line]

@@ -33,6 +33,12 @@ def exposed() -> dict[str, set[str]]:
         for name in metrics.registry._collector_to_names[collector]:
             if name in names:
                 names[name] |= labels
+    # A custom collector (the per-key series) names its label names in its describe() families.
+    for collector in metrics.registry._collector_to_names:
+        for family in getattr(collector, "describe", list)():
+            shown = family.name + ("_total" if family.type == "counter" else "")
+            if shown in names:
+                names[shown] |= set(getattr(family, "_labelnames", ()))
     for name in [n for n in names if n.endswith("_bucket")]:
         names[name].add("le")
     return names
