@@ -434,12 +434,11 @@ class KeySeries(Collector):
         self._keys: dict[tuple[str, str, str], _Key] = {}
         self._accounts: dict[str, None] = {}  # ordered set
         self._generation = 0  # counts changes; the renders below are of one generation
-        self._text: tuple[int, bytes] | None = None
-        self._deflated: tuple[int, bytes, int] | None = None
+        self._deflated: tuple[int, bytes, int, int] | None = None
 
     def _changed(self) -> None:  # under the lock
         self._generation += 1
-        self._text = self._deflated = None
+        self._deflated = None
 
     # ---- feeding
     def declare(self, labels: tuple[str, str, str]) -> None:
@@ -500,31 +499,30 @@ class KeySeries(Collector):
         yield gauge
 
     def render(self) -> bytes:
-        """The text generate_latest writes for collect(), from each key's cached lines.
-        Unchanged since the last scrape: the same bytes again."""
+        """The text generate_latest writes for collect(), joined from each key's cached lines
+        (not kept: Prometheus asks for gzip, and 10,000 keys make 14 MB of text)."""
         return self._render()[0]
 
     def render_deflated(self) -> tuple[bytes, int, int]:
         """render() as raw deflate blocks ending in a sync flush (more blocks may follow), with
-        the CRC-32 and the length of the text; cached as render() is."""
-        text, generation = self._render()
+        the CRC-32 and the length of the text; kept until the next change (10,000 keys: 0.7 MB).
+        """
         with self._lock:
             done = self._deflated
-        if done is not None and done[0] == generation:
-            return done[1], done[2], len(text)
+            if done is not None and done[0] == self._generation:
+                return done[1], done[2], done[3]
+        text, generation = self._render()
         packer = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
         deflated = packer.compress(text) + packer.flush(zlib.Z_SYNC_FLUSH)
         crc = zlib.crc32(text)
         with self._lock:
             if self._generation == generation:
-                self._deflated = (generation, deflated, crc)
+                self._deflated = (generation, deflated, crc, len(text))
         return deflated, crc, len(text)
 
     def _render(self) -> tuple[bytes, int]:
         with self._lock:
             generation = self._generation
-            if self._text is not None and self._text[0] == generation:
-                return self._text[1], generation
             texts = [_text(labels, row) for labels, row in self._keys.items()]
             pending = self._pending()
         out: list[str] = []
@@ -536,11 +534,7 @@ class KeySeries(Collector):
         out.extend(
             f'{_PENDING[0]}{{account="{_escape(a)}"}} {_go_float(n)}\n' for a, n in pending.items()
         )
-        body = "".join(out).encode()
-        with self._lock:
-            if self._generation == generation:  # else: rendered again at the next scrape
-                self._text = (generation, body)
-        return body, generation
+        return "".join(out).encode(), generation
 
     def _pending(self) -> dict[str, float]:
         counts = dict.fromkeys(self._accounts, 0.0)
