@@ -63,7 +63,7 @@ from fixtures.vault import BaoServer, free_port, start_bao, stop_bao  # noqa: E4
 PAGE = 20  # sub-apikeys page size
 LIST_PER_S = 10  # sub-apikeys per master UID
 CREATE_PER_S = 1  # create-sub-api per master UID
-PERMS = {"ContractTrade": ["Order", "Position"]}
+PERMS = {"Spot": ["SpotTrade"]}
 TOKEN_ENV = "BENCH_FLEET_VAULT_TOKEN"  # noqa: S105 (a variable name)
 SEEDED_AGE = timedelta(days=10)  # nothing due (renewal 14 days before a 90-day expiry)
 DUE_AGE = timedelta(days=80)  # inside the renewal window: rotated at once
@@ -162,9 +162,9 @@ def make_fleet(
             key = sim.add_key(uid, permissions=PERMS, created_at=created)
             assert key.api_secret is not None
             seeded.append((name, s % masters, key.api_key, key.api_secret))
-            lines.append(
-                f'[[keys]]\nname = "{name}"\naccount = "m{s % masters}"\nsub_uid = {uid}\n'
-                'permissions = { ContractTrade = ["Order", "Position"] }'
+            lines.append(  # compact: 10,000 keys must fit the config's 1 MiB
+                f'[[keys]]\nname="{name}"\naccount="m{s % masters}"\nsub_uid={uid}\n'
+                'permissions={Spot=["SpotTrade"]}'
             )
     fleet.path.write_text("\n".join(lines) + "\n")
     fleet.names = [n for n, *_ in seeded]
