@@ -42,7 +42,7 @@ import structlog
 from rotator import config as config_mod
 from rotator import logs
 from rotator.adapters.health import Endpoints, HealthServer
-from rotator.adapters.hooks import build_hooks
+from rotator.adapters.hooks import build_hooks, kill_running_hooks
 from rotator.adapters.metrics import Metrics
 from rotator.adapters.notify import Notifier, reminder_notice
 from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
@@ -1042,6 +1042,9 @@ class Daemon:
             while self._inflight > 0 and time.monotonic() < deadline:
                 self._inflight_cv.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))
             left = self._inflight
+        killed = kill_running_hooks()  # a hook still running would outlive the daemon
+        if killed:
+            log.warning("daemon.hooks_killed", groups=killed, reason="stop timeout")
         if not left:
             for lease in self.leases.values():  # a clean stop hands over at once
                 lease.release()
