@@ -9,7 +9,7 @@ import unicodedata
 import pytest
 import yaml
 from deploy_tools import DEPLOY, DOCS, REPO, run, tool
-from metric_names import exposed, unknown, used
+from metric_names import exposed, replica_problems, unknown, used
 
 RULES = DEPLOY / "prometheus" / "rules.yml"
 RULES_TEST = DEPLOY / "prometheus" / "rules_test.yml"
@@ -126,27 +126,6 @@ def test_metric_check_can_fail():
     assert not unknown('rotator_bybit_requests_total{ret_code!="0"}', known)
 
 
-# Labels that differ between replicas of one deployment: an alert that keeps one of them fires
-# once per replica. Every key and account alert groups `by` a list without them.
-PER_REPLICA = {"instance", "pod"}
-
-
-def replica_problems(expr: str, known: dict[str, set[str]]) -> list[str]:
-    """Why `expr`, if it reads a per-key or per-account series, would fire once per replica."""
-    metrics = [m for m in used(expr) if known.get(m, set()) & {"key", "account"}]
-    if not metrics:
-        return []
-    groupings = re.findall(r"\b(by|without)\s*\(([^)]*)\)", expr)
-    problems = []
-    if not any(kind == "by" for kind, _ in groupings):
-        problems.append(f"{metrics} not aggregated: add `by (job, namespace, ...)`")
-    for kind, labels in groupings:
-        names = {n.strip() for n in labels.split(",") if n.strip()}
-        if kind == "without" or names & PER_REPLICA:
-            problems.append(f"{kind} ({labels}) keeps a per-replica label")
-    return problems
-
-
 def test_every_key_and_account_alert_aggregates_the_replicas_away():
     known = exposed()
     problems = {r["alert"]: replica_problems(r["expr"], known) for r in alerts()}
@@ -158,7 +137,9 @@ def test_replica_check_can_fail():
     assert replica_problems("rotator_key_escalated == 1", known)
     assert replica_problems("max by (key, instance) (rotator_key_escalated) == 1", known)
     assert replica_problems("max without (pod) (rotator_orphan_keys) > 0", known)
+    assert replica_problems("sum without (pod) (rotator_key_drift) > 0", known)
     assert not replica_problems("max by (job, account) (rotator_orphan_keys) > 0", known)
+    assert not replica_problems("count(rotator_key_drift == 1) > 0", known)
     assert not replica_problems("rotator_vault_up == 0", known)
 
 
