@@ -75,7 +75,9 @@ HEARTBEAT_STALE_S = 30.0  # no heartbeat this long: unhealthy, the watchdog stop
 MIN_DUE_GAP = timedelta(seconds=1)  # never plan a due job sooner than this from now
 PROBE_MAX_INTERVAL = timedelta(seconds=30)
 READY_FACTOR = 3  # /readyz wants a successful reconcile within 3 x reconcile_interval
-STUCK_AFTER_S = 600.0  # a run of one account longer than this is "stuck" in /readyz
+STUCK_AFTER_S = (
+    900.0  # a run of one account longer than this is "stuck" in /readyz (RotatorAccountStuck)
+)
 INTENT_POLL_MAX = timedelta(seconds=5)  # how soon a `rotator rotate` is picked up, at most
 
 
