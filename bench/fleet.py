@@ -315,10 +315,10 @@ def part_rotation(home: Path, bao: BaoServer, args: argparse.Namespace) -> list[
 def part_daemon(home: Path, bao: BaoServer, args: argparse.Namespace) -> list[str]:
     rows = [
         (
-            "| keys | ready after | RSS ready | RSS peak | /metrics (gzip, as Prometheus) | "
-            "/metrics plain | `status` | `status --live` |"
+            "| rotator | keys | ready after | RSS ready | RSS peak | /metrics gzip as Prometheus "
+            "asks (first / again) | /metrics plain | `status` | `status --live` |"
         ),
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for keys in args.rss_keys:
         port = free_port()
@@ -327,17 +327,22 @@ def part_daemon(home: Path, bao: BaoServer, args: argparse.Namespace) -> list[st
             text = fleet.path.read_text()
             fleet.path.write_text(text.split("[[keys]]")[0])
         with serving(fleet):
-            rows.append(_daemon_row(fleet, keys, port, args.ready_timeout))
+            sources = (None, *([args.compare] if args.compare else []))
+            rows.extend(_daemon_row(fleet, keys, port, args.ready_timeout, s) for s in sources)
     return rows
 
 
-def _daemon_row(fleet: Fleet, keys: int, port: int, timeout: float) -> str:
+def _daemon_row(fleet: Fleet, keys: int, port: int, timeout: float, source: Path | None) -> str:
+    """`rotator run` (from `source`, another version's checkout, if given) on the fleet."""
     env = {**os.environ, TOKEN_ENV: fleet.bao.root_token}
-    rotator = str(Path(sys.executable).parent / "rotator")
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    rotator = [sys.executable, "-m", "rotator"]
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [rotator, "run", "-c", str(fleet.path)],
+        [*rotator, "run", "-c", str(fleet.path)],
         env=env,
+        cwd=fleet.path.parent,  # not the repository: PYTHONPATH's version is the one run
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -345,15 +350,14 @@ def _daemon_row(fleet: Fleet, keys: int, port: int, timeout: float) -> str:
         base = f"http://127.0.0.1:{port}"
         ready = _wait_ready(base, proc, started + timeout)
         rss, peak = _rss(proc.pid)
-        t = time.perf_counter()
-        packed = httpx.get(f"{base}/metrics", headers={"Accept-Encoding": "gzip"})
-        t_packed = time.perf_counter() - t
+        gzip_first, packed = _scrape_http(base, "gzip")
+        gzip_again, packed = _scrape_http(base, "gzip")
         t = time.perf_counter()
         plain = httpx.get(f"{base}/metrics", headers={"Accept-Encoding": "identity"})
         t_plain = time.perf_counter() - t
         wire = int(packed.headers.get("Content-Length", "0"))
-        snap = _timed([rotator, "status", "-c", str(fleet.path)], env)
-        live = _timed([rotator, "status", "--live", "-c", str(fleet.path)], env)
+        snap = _timed([*rotator, "status", "-c", str(fleet.path)], env)
+        live = _timed([*rotator, "status", "--live", "-c", str(fleet.path)], env)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -362,10 +366,17 @@ def _daemon_row(fleet: Fleet, keys: int, port: int, timeout: float) -> str:
             proc.kill()
             proc.wait()
     return (
-        f"| {keys:,} | {ready:.1f} s | {rss / 1e6:.0f} MB | {peak / 1e6:.0f} MB | "
-        f"{t_packed * 1000:.0f} ms, {wire / 1e6:.3f} MB | {t_plain * 1000:.0f} ms, "
+        f"| {source or 'this'} | {keys:,} | {ready:.1f} s | {rss / 1e6:.0f} MB | "
+        f"{peak / 1e6:.0f} MB | {gzip_first * 1000:.0f} / {gzip_again * 1000:.0f} ms, "
+        f"{wire / 1e6:.3f} MB | {t_plain * 1000:.0f} ms, "
         f"{len(plain.content) / 1e6:.2f} MB | {snap:.2f} s | {live:.2f} s |"
     )
+
+
+def _scrape_http(base: str, encoding: str) -> tuple[float, httpx.Response]:
+    started = time.perf_counter()
+    reply = httpx.get(f"{base}/metrics", headers={"Accept-Encoding": encoding}, timeout=60)
+    return time.perf_counter() - started, reply
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], deadline: float) -> float:
@@ -391,7 +402,7 @@ def _rss(pid: int) -> tuple[int, int]:
 
 def _timed(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(argv, env=env, capture_output=True, check=False, timeout=3600)
+    subprocess.run(argv, env=env, capture_output=True, check=False, timeout=3600, cwd="/")
     return time.perf_counter() - started
 
 
@@ -485,6 +496,11 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rss-keys", type=_ints, default=[0, 1000], help="e.g. 0,1000,10000")
     parser.add_argument("--naive-keys", type=int, default=200)
     parser.add_argument("--ready-timeout", type=float, default=900)
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="daemon: also run this checkout of another version (git archive REV | tar -x -C DIR)",
+    )
     parser.add_argument("--top", type=int, default=12, help="memory: lines shown")
     parser.add_argument("--parts", default=",".join(PARTS), help=",".join(PARTS))
     return parser.parse_args(argv)

@@ -29,10 +29,8 @@ def cells(row: str) -> list[str]:
 
 def test_every_part_runs_at_tiny_size(fleet, bao, tmp_path, monkeypatch):
     monkeypatch.setenv(fleet.TOKEN_ENV, bao.root_token)
-    args = fleet.arguments(
-        "--keys 20 --subs 4 --masters 1,2 --rotate-keys 2 --rss-keys 20 --naive-keys 10 "
-        "--top 3".split()
-    )
+    tiny = "--keys 20 --subs 4 --masters 1,2 --rotate-keys 2 --rss-keys 20 --naive-keys 10"
+    args = fleet.arguments([*tiny.split(), "--top", "3"])
     reconcile = fleet.part_reconcile(tmp_path, bao, args)
     assert len(reconcile) == 4  # header, rule, one row per master count
     one = cells(reconcile[2])
@@ -46,9 +44,9 @@ def test_every_part_runs_at_tiny_size(fleet, bao, tmp_path, monkeypatch):
 
     daemon = fleet.part_daemon(tmp_path, bao, args)
     row = cells(daemon[2])
-    assert row[0] == "20"
-    assert re.fullmatch(r"\d+ MB", row[2])
-    assert re.fullmatch(r"\d+ ms, [\d.]+ MB", row[4])
+    assert row[:2] == ["this", "20"]
+    assert re.fullmatch(r"\d+ MB", row[3])
+    assert re.fullmatch(r"\d+ / \d+ ms, [\d.]+ MB", row[5])
 
     naive = fleet.part_naive(tmp_path, bao, args)
     assert cells(naive[2])[0] == "10"
