@@ -9,9 +9,12 @@ waiting CLI see the same truth without a Bybit sweep of their own.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import types
 import typing
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self, TypeVar
@@ -19,7 +22,7 @@ from typing import Any, Self, TypeVar
 from rotator.errors import StateCorrupt
 from rotator.rotation import AccountReport, KeyReport
 
-SNAPSHOT_SCHEMA = 1
+SNAPSHOT_SCHEMA = 2  # 2: the key reports as one compressed string (1: a list of objects)
 
 R = TypeVar("R", KeyReport, AccountReport)
 
@@ -93,10 +96,14 @@ class Snapshot:
     token: int
 
     def to_record(self) -> dict[str, Any]:
+        # One string, not an object per key: OpenBao refuses a request of more than a few
+        # thousand JSON strings (100 keys already make that many), and 10,000 keys' reports as
+        # JSON are ~6 MB (a raft entry holds 1 MiB); compressed they are ~1/15 of it.
+        keys = json.dumps([report_to_record(k) for k in self.keys], separators=(",", ":"))
         return {
             "schema": SNAPSHOT_SCHEMA,
             "account": report_to_record(self.account),
-            "keys": [report_to_record(k) for k in self.keys],
+            "keys_zlib_b64": base64.b64encode(zlib.compress(keys.encode(), 6)).decode(),
             "written_at": self.written_at.isoformat(),
             "holder": self.holder,
             "token": self.token,
@@ -104,7 +111,8 @@ class Snapshot:
 
     @classmethod
     def from_record(cls, raw: dict[str, Any], what: str) -> Self:
-        if raw.get("schema") != SNAPSHOT_SCHEMA or not isinstance(raw.get("keys"), list):
+        keys = _snapshot_keys(raw)
+        if keys is None:
             raise StateCorrupt(f"{what} is not a snapshot this version reads")
         try:
             written_at = datetime.fromisoformat(str(raw.get("written_at")))
@@ -114,10 +122,24 @@ class Snapshot:
         return cls(
             account=report_from_record(AccountReport, raw.get("account"), f"{what}.account"),
             keys=tuple(
-                report_from_record(KeyReport, k, f"{what}.keys[{i}]")
-                for i, k in enumerate(raw["keys"])
+                report_from_record(KeyReport, k, f"{what}.keys[{i}]") for i, k in enumerate(keys)
             ),
             written_at=written_at,
             holder=str(raw.get("holder", "")),
             token=token,
         )
+
+
+def _snapshot_keys(raw: dict[str, Any]) -> list[Any] | None:
+    """The key reports of a schema 2 (or 1) snapshot as JSON data; None if unreadable."""
+    if raw.get("schema") == 1:
+        keys = raw.get("keys")
+        return keys if isinstance(keys, list) else None
+    if raw.get("schema") != SNAPSHOT_SCHEMA:
+        return None
+    try:
+        packed = base64.b64decode(str(raw.get("keys_zlib_b64", "")), validate=True)
+        keys = json.loads(zlib.decompress(packed))
+    except (ValueError, zlib.error):
+        return None
+    return keys if isinstance(keys, list) else None
