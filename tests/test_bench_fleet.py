@@ -45,8 +45,8 @@ def test_every_part_runs_at_tiny_size(fleet, bao, tmp_path, monkeypatch):
     daemon = fleet.part_daemon(tmp_path, bao, args)
     row = cells(daemon[2])
     assert row[:2] == ["this", "20"]
-    assert re.fullmatch(r"\d+ MB", row[3])
-    assert re.fullmatch(r"\d+ / \d+ ms, [\d.]+ MB", row[5])
+    assert re.fullmatch(r"\d+ MB", row[4])
+    assert re.fullmatch(r"\d+ / \d+ ms, [\d.]+ MB", row[6])
 
     naive = fleet.part_naive(tmp_path, bao, args)
     assert cells(naive[2])[0] == "10"
