@@ -27,6 +27,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import gc
+import importlib.util
 import math
 import os
 import signal
@@ -41,8 +42,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+from prometheus_client import generate_latest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests")]
@@ -54,6 +57,7 @@ from rotator.clock import SystemClock  # noqa: E402
 from rotator.config import Config, parse  # noqa: E402
 from rotator.daemon import Daemon  # noqa: E402
 from rotator.model import Secret  # noqa: E402
+from rotator.rotation import AccountReport, KeyReport, ReconcileResult  # noqa: E402
 from rotator.simulator import Simulator, SimulatorOptions  # noqa: E402
 from rotator.simulator.server import SimulatorServer  # noqa: E402
 from rotator.state import KeyRef, KeyState  # noqa: E402
@@ -489,11 +493,97 @@ def part_memory(home: Path, bao: BaoServer, args: argparse.Namespace) -> list[st
     return rows
 
 
+def part_scrape(home: Path, bao: BaoServer, args: argparse.Namespace) -> list[str]:
+    """/metrics in-process at each --scrape-keys size: this version's Metrics and (--compare)
+    another version's, fed the same reports; time, size, series and memory held."""
+    del home, bao
+    versions: list[tuple[str, type[Any]]] = [("this", Metrics)]
+    if args.compare:
+        versions.append((str(args.compare), _metrics_class(args.compare)))
+    rows = [
+        "| rotator | keys | scrape (first / again) | plain | gzip | series | memory held |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for n in args.scrape_keys:
+        for label, cls in versions:
+            rows.append(f"| {label} | {n:,} | {_scrape_in_process(cls, n)} |")
+    return rows
+
+
+def _metrics_class(source: Path) -> type[Any]:
+    path = source / "rotator" / "adapters" / "metrics.py"
+    spec = importlib.util.spec_from_file_location("compared_metrics", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Metrics  # type: ignore[no-any-return]
+
+
+def _scrape_twice(
+    cls: type[Any], keys: list[tuple[str, str, int]], result: ReconcileResult
+) -> tuple[Any, bytes, list[float]]:
+    """A Metrics fed `result`, scraped twice as Prometheus would (gzip where served)."""
+    metrics = cls()
+    metrics.declare(keys, ["m0"])
+    metrics.observe(result)
+    times = []
+    packed = b""
+    for _ in range(2):
+        started = time.perf_counter()
+        if hasattr(metrics, "exposition"):
+            packed = metrics.exposition(compressed=True)
+        else:  # what the version before served: generate_latest, never compressed
+            packed = generate_latest(metrics.registry)
+        times.append(time.perf_counter() - started)
+    return metrics, packed, times
+
+
+def _scrape_in_process(cls: type[Any], n: int) -> str:
+    now = SystemClock().now()
+    keys = [(f"k{i}", "m0", 100_000 + i // 10) for i in range(n)]
+    result = ReconcileResult(
+        started_at=now,
+        finished_at=now,
+        keys=tuple(
+            KeyReport(
+                name=name,
+                account=account,
+                sub_uid=sub,
+                state="idle",
+                key_id="K",
+                expires_at=now + timedelta(days=80),
+                next_at=now + timedelta(days=66),
+                last_rotation_at=now,
+                drift=(),
+                password_change_pending=False,
+            )
+            for name, account, sub in keys
+        ),
+        accounts=(AccountReport(name="m0", master_ok=True, orphans=()),),
+    )
+    gc.collect()
+    tracemalloc.start()  # memory first (it slows allocations: no timing under it)
+    kept = _scrape_twice(cls, keys, result)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del kept
+    metrics, packed, times = _scrape_twice(cls, keys, result)
+    plain = generate_latest(metrics.registry)
+    series = sum(1 for line in plain.splitlines() if line and not line.startswith(b"#"))
+    return (
+        f"{times[0] * 1000:.0f} / {times[1] * 1000:.1f} ms | {len(plain) / 1e6:.2f} MB | "
+        f"{len(packed) / 1e6:.3f} MB | {series:,} | {held / 1e6:.1f} MB"
+    )
+
+
 PARTS = {
     "reconcile": part_reconcile,
     "rotation": part_rotation,
     "daemon": part_daemon,
     "naive": part_naive,
+    "scrape": part_scrape,
     "memory": part_memory,
 }
 
@@ -521,6 +611,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="daemon: also run this checkout of another version (git archive REV | tar -x -C DIR)",
     )
+    parser.add_argument("--scrape-keys", type=_ints, default=[1000, 10000])
     parser.add_argument("--top", type=int, default=12, help="memory: lines shown")
     parser.add_argument("--parts", default=",".join(PARTS), help=",".join(PARTS))
     return parser.parse_args(argv)

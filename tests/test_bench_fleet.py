@@ -30,7 +30,7 @@ def cells(row: str) -> list[str]:
 def test_every_part_runs_at_tiny_size(fleet, bao, tmp_path, monkeypatch):
     monkeypatch.setenv(fleet.TOKEN_ENV, bao.root_token)
     tiny = "--keys 20 --subs 4 --masters 1,2 --rotate-keys 2 --rss-keys 20 --naive-keys 10"
-    args = fleet.arguments([*tiny.split(), "--top", "3"])
+    args = fleet.arguments([*tiny.split(), "--top", "3", "--scrape-keys", "20"])
     reconcile = fleet.part_reconcile(tmp_path, bao, args)
     assert len(reconcile) == 4  # header, rule, one row per master count
     one = cells(reconcile[2])
@@ -54,3 +54,8 @@ def test_every_part_runs_at_tiny_size(fleet, bao, tmp_path, monkeypatch):
     memory = fleet.part_memory(tmp_path, bao, args)
     assert memory[0].startswith("20 keys:")
     assert len(memory) == 4 + 3
+
+    scrape = fleet.part_scrape(tmp_path, bao, args)
+    row = cells(scrape[2])
+    assert row[:2] == ["this", "20"]
+    assert row[5] == f"{20 * 16 + 58}"  # 16 per key, and the daemon's own
