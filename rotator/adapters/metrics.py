@@ -214,6 +214,7 @@ class Metrics:
         """Feed one reconcile's result: per-key series, per-account series, run duration."""
         self.keys.observe(result.keys, count=True)
         self._observe_accounts(result)
+        self.keys.render_deflated()  # here, not in the next scrape
         self.reconcile_duration.observe(
             max((result.finished_at - result.started_at).total_seconds(), 0.0)
         )
@@ -223,6 +224,7 @@ class Metrics:
         what a report says happened in its run, and a snapshot's reports say nothing did."""
         self.keys.observe(result.keys, count=False)
         self._observe_accounts(result)
+        self.keys.render_deflated()  # here, not in the next scrape
 
     def _observe_accounts(self, result: ReconcileResult) -> None:
         for a in result.accounts:
@@ -258,8 +260,8 @@ class Metrics:
 
     def exposition(self, *, compressed: bool = False) -> bytes:
         """What /metrics serves: the text of generate_latest(self.registry), the per-key
-        families first, written from text cached per key (a scrape of 10,000 keys re-renders
-        only the keys whose report changed since the last one). `compressed`: one gzip member
+        families first, from their compressed text rendered after each change (observe renders
+        it, so a scrape after a reconcile finds it ready). `compressed`: one gzip member
         whose per-key part is compressed once per change too."""
         plain = generate_latest(_Without(self.registry, self.keys))
         if not compressed:
@@ -369,7 +371,6 @@ class _Key:
         "next_renewal",
         "pending",
         "state",
-        "text",
     )
 
     def __init__(self) -> None:
@@ -384,7 +385,6 @@ class _Key:
         self.completed = 0
         self.failures: dict[str, int] | None = None
         self.handoffs: dict[str, int] | None = None
-        self.text: tuple[str, ...] | None = None  # the rendered lines per family, until a change
 
     def snapshot(self) -> tuple[object, ...]:
         failures = tuple(self.failures.items()) if self.failures else ()
@@ -468,7 +468,6 @@ class KeySeries(Collector):
             row = self._keys.setdefault(labels, _Key())
             row.handoffs = row.handoffs or {}
             row.handoffs[hook] = row.handoffs.get(hook, 0) + 1
-            row.text = None
             self._changed()
 
     def observe(self, reports: Iterable[KeyReport], *, count: bool) -> None:
@@ -499,7 +498,7 @@ class KeySeries(Collector):
         yield gauge
 
     def render(self) -> bytes:
-        """The text generate_latest writes for collect(), joined from each key's cached lines
+        """The text generate_latest writes for collect(), rendered from each key's record
         (not kept: Prometheus asks for gzip, and 10,000 keys make 14 MB of text)."""
         return self._render()[0]
 
@@ -564,10 +563,7 @@ def _update(row: _Key, k: KeyReport, *, count: bool) -> bool:
         row.pending = k.password_change_pending
     if count:
         _count(row, k)
-    if row.snapshot() == before:
-        return False
-    row.text = None
-    return True
+    return row.snapshot() != before
 
 
 def _count(row: _Key, k: KeyReport) -> None:
@@ -593,22 +589,27 @@ def _families() -> list[GaugeMetricFamily | CounterMetricFamily]:
 
 
 def _text(labels: tuple[str, str, str], row: _Key) -> tuple[str, ...]:
-    """A key's lines per family, rendered once per change (labels sorted, as generate_latest)."""
-    if row.text is None:
-        key, account, sub_uid = (_escape(v) for v in labels)
-        lines = []
-        for (name, kind, _, extra), samples in zip(_FAMILIES, row.values(), strict=True):
-            shown = f"{name}_total" if kind == "counter" else name
-            parts = []
-            for value_label, value in samples:
-                pairs = [("account", account), ("key", key), ("sub_uid", sub_uid)]
-                if extra:
-                    pairs.append((extra, _escape(value_label or "")))
-                label_text = ",".join(f'{n}="{v}"' for n, v in sorted(pairs))
-                parts.append(f"{shown}{{{label_text}}} {_go_float(value)}\n")
-            lines.append("".join(parts))
-        row.text = tuple(lines)
-    return row.text
+    """A key's lines per family, labels sorted as generate_latest sorts them (every extra
+    label sorts after `account` and before `sub_uid`)."""
+    key, account, sub_uid = (_escape(v) for v in labels)
+    plain = f'account="{account}",key="{key}",sub_uid="{sub_uid}"'
+    lines = []
+    for (name, kind, _, extra), samples in zip(_FAMILIES, row.values(), strict=True):
+        shown = f"{name}_total" if kind == "counter" else name
+        if extra is None:
+            lines.append("".join(f"{shown}{{{plain}}} {_go_float(v)}\n" for _, v in samples))
+            continue
+        if extra > "key":
+            head, tail = f'account="{account}",key="{key}",{extra}="', f'",sub_uid="{sub_uid}"'
+        else:
+            head, tail = f'account="{account}",{extra}="', f'",key="{key}",sub_uid="{sub_uid}"'
+        lines.append(
+            "".join(
+                f"{shown}{{{head}{_escape(label or '')}{tail}}} {_go_float(v)}\n"
+                for label, v in samples
+            )
+        )
+    return tuple(lines)
 
 
 def _escape(value: str) -> str:

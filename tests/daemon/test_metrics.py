@@ -280,3 +280,12 @@ def test_a_few_series_per_key():
     ]  # k3: idle, no failure
     assert len(lines) == 16, lines
     assert not [line for line in lines if "_created" in line]
+
+
+def test_a_reconcile_renders_the_scrape_ahead():
+    """observe() leaves the compressed per-key block ready: the next scrape only sends it."""
+    m = fleet(3)
+    m.observe(result(state="failed", failure="bybit"))
+    ready = m.keys._deflated
+    assert ready is not None
+    assert ready[0] == m.keys._generation  # rendered for what observe() just fed
