@@ -17,8 +17,9 @@ Rules (each returns a violation naming the evidence; `check()` returns them all)
    last hand-off delivers the key the consumer record ends on;
 3. one create per rotation id (the `rotator:<rotation id>:<key name>` note); a second create is
    allowed only after the first key was deleted, was never a consumer's key, and a daemon logged
-   the protocol's own path for it (`orphan.deleted`: a lost reply or an actor that died between
-   create and the Vault write; `rotation.verify_failed` with a fault the simulator injected);
+   the protocol's own path for it (`orphan.deleted`: a lost reply, or an actor that died between
+   create and the Vault write, swept no sooner than a lease can change hands; or a verify failure
+   the simulator caused with an injected fault);
 4. no false failure: no failure notification (nothing failed on purpose in these runs), no
    duplicate `rotation_completed`, no failure recorded in the state record.
 """
@@ -29,7 +30,7 @@ import itertools
 import json
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,10 @@ class History:
     protocol_events: list[dict[str, Any]] = field(default_factory=list)  # daemon log lines
     completed_rotations: int = 0
     injected_faults: frozenset[str] = frozenset()  # fault kinds the simulator applied
+    # A successor may sweep a dead actor's orphan only after the lease changed hands: the key then
+    # lived at least lease_duration - renew_deadline. A faster "orphan" deletion is a concurrent
+    # actor deleting a key another one is storing, unless a lost reply was injected.
+    orphan_min_age: timedelta = timedelta(0)
 
     # ---------------------------------------------------------------- views
     def key_events(self) -> list[KeyEvent]:
@@ -212,6 +217,15 @@ def creates_per_rotation(history: History) -> list[str]:
                 why = "the first key had been promoted to the consumer record"
             elif earlier.key_fp not in excused:
                 why = "no daemon logged the protocol's lost-reply or verify-failure path for it"
+            elif (
+                deleted.wall - earlier.wall < history.orphan_min_age
+                and "lose_response" not in history.injected_faults
+            ):
+                why = (
+                    f"swept as an orphan {(deleted.wall - earlier.wall).total_seconds():.3f}s "
+                    f"after its create, sooner than a lease can change hands "
+                    f"({history.orphan_min_age.total_seconds()}s): its creator was still acting"
+                )
             if why:
                 out.append(
                     f"rotation {rotation_id}: {len(creates)} creates (#{earlier.seq} "
@@ -273,22 +287,28 @@ def _read(client: hvac.Client, path: str, version: int) -> dict[str, Any] | None
 def vault_history(
     client: hvac.Client, prefix: str, key_name: str
 ) -> tuple[list[ConsumerVersion], list[str], int]:
-    """Consumer versions, the failures state versions recorded, and completed rotations."""
+    """Consumer versions, the failures state versions recorded, and completed rotations.
+
+    Destroyed state versions (those that held a pending secret) are skipped: they sit between a
+    plan and a promotion, never at a completion, so the count stays right."""
     state_path = f"{prefix}/state/{key_name}"
     refs: dict[int, str] = {}
     failures: list[str] = []
     completed = 0
+    in_flight = False
     for version in sorted(_versions(client, state_path)):
         data = _read(client, state_path, version)
         if data is None:
             continue
+        if data.get("rotation") is None and in_flight:
+            completed += 1  # every completion, the initial one included (it is notified too)
+        in_flight = data.get("rotation") is not None
         for ref in (data.get("active"), data.get("previous")):
             if isinstance(ref, dict) and ref.get("consumer_version") is not None:
                 refs[int(ref["consumer_version"])] = ref["key_id"]
         rotation = data.get("rotation") or {}
         if rotation.get("last_error") or rotation.get("failures"):
             failures.append(f"v{version}: {rotation.get('last_error')}")
-        completed = max(completed, int(data.get("rotations") or 0))
     consumer_path = f"{prefix}/keys/{key_name}"
     consumer = []
     for version, info in sorted(_versions(client, consumer_path).items()):

@@ -152,3 +152,28 @@ def test_describe_shows_the_timeline_without_key_ids():
     assert fingerprint(NEW) in text
     assert OLD not in text
     assert NEW not in text
+
+
+def test_an_orphan_swept_sooner_than_a_lease_can_change_hands():
+    """The equal-host-names race: a second actor deletes, as an "orphan", the key the first one
+    created 0.1 s earlier and is storing, then creates its own. Logged as orphan.deleted, still a
+    violation: a dead actor's orphan can only be swept after its lease expired."""
+    h = clean()
+    events = [
+        h.events[0],
+        ev(2, "created", 9.0, LOST),
+        ev(3, "deleted", 9.1, LOST),
+        replace(h.events[1], seq=4),
+        replace(h.events[2], seq=5),
+    ]
+    raced = replace(
+        h,
+        events=events,
+        protocol_events=[{"event": "orphan.deleted", "key_fp": fingerprint(LOST)}],
+        orphan_min_age=timedelta(seconds=1),
+    )
+    found = check(raced)
+    assert any("its creator was still acting" in v for v in found), found
+    assert check(replace(raced, injected_faults=frozenset({"lose_response"}))) == []
+    slow = [events[0], ev(2, "created", 8.0, LOST), ev(3, "deleted", 9.5, LOST), *events[3:]]
+    assert check(replace(raced, events=slow)) == []
