@@ -460,8 +460,11 @@ class Config(_Model):
     def lease_path(self, account: AccountConfig) -> str:
         return f"{self.vault.prefix}/leases/{account.name}"
 
-    def intent_path(self, key: KeyConfig) -> str:
-        return f"{self.vault.prefix}/intents/{key.name}"
+    def intent_path(self, account: AccountConfig) -> str:
+        return f"{self.vault.prefix}/intents/{account.name}"
+
+    def snapshot_path(self, account: AccountConfig) -> str:
+        return f"{self.vault.prefix}/snapshots/{account.name}"
 
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:

@@ -28,7 +28,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -45,10 +45,14 @@ from rotator.adapters.notify import Notifier
 from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
 from rotator.adapters.scheduler import now as wall_now
 from rotator.adapters.sdnotify import SdNotify
+from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config
 from rotator.errors import ConfigError, RotatorError
-from rotator.rotation import Engine, KeyReport, ReconcileResult
+from rotator.intents import IntentQueue, execute
+from rotator.lease import AccountLease, LeaseSettings, new_identity
+from rotator.reports import Snapshot
+from rotator.rotation import AccountReport, Engine, KeyReport, ReconcileResult
 from rotator.wiring import Runtime, build
 
 log = structlog.get_logger(__name__)
@@ -64,6 +68,8 @@ HEARTBEAT_STALE_S = 30.0  # no heartbeat this long: unhealthy, the watchdog stop
 MIN_DUE_GAP = timedelta(seconds=1)  # never plan a due job sooner than this from now
 PROBE_MAX_INTERVAL = timedelta(seconds=30)
 READY_FACTOR = 3  # /readyz wants a successful reconcile within 3 x reconcile_interval
+STUCK_AFTER_S = 600.0  # a run of one account longer than this is "stuck" in /readyz
+INTENT_POLL_MAX = timedelta(seconds=5)  # how soon a `rotator rotate` is picked up, at most
 
 
 @dataclass
@@ -71,7 +77,12 @@ class _Account:
     name: str
     engine: Engine
     keys: tuple[str, ...]
+    lease: AccountLease
+    intents: IntentQueue
+    snapshot_path: str
     lock: threading.Lock = field(default_factory=threading.Lock)
+    busy_since: float | None = None  # monotonic start of the run under way, if any
+    held_since: datetime | None = None  # when this replica last acquired the lease
 
 
 @dataclass
@@ -95,6 +106,7 @@ class Daemon:
         telegram_api_base: str | None = None,
         builder: Callable[..., Runtime] = build,
         stop_timeout: timedelta = STOP_TIMEOUT,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = cfg
         self.config_path = config_path
@@ -104,6 +116,12 @@ class Daemon:
         self.stop_timeout = stop_timeout
         self._telegram_api_base = telegram_api_base
         self._builder = builder
+        self._monotonic = monotonic
+        # Who this process is in every lease and claim: unique even where host names repeat.
+        self.identity = new_identity(cfg.leader_election.identity)
+        self.leases: dict[str, AccountLease] = {}
+        self._lease_store: VaultStore | None = None
+        self._elected = False  # one election round done: this replica knows what it holds
         self._stop = threading.Event()  # set by SIGTERM/SIGINT or request_stop()
         self._wake = threading.Event()  # the main loop has a signal to handle
         self._hup = threading.Event()
@@ -121,6 +139,7 @@ class Daemon:
         self.http: HealthServer | None = None
         self._status = ""
         self.runtime, self.accounts = self._build(cfg)
+        self.leases = {name: a.lease for name, a in self.accounts.items()}
         self.notifier = self._notifier(cfg)
         self.metrics.vault_up.set(0)
         self.metrics.bybit_up.set(0)
@@ -139,6 +158,16 @@ class Daemon:
         accounts: dict[str, _Account] = {}
         for account in base.accounts:
             keys = [k for k in base.keys if k.account == account.name]
+            acfg = cfg.account(account.name)
+            # A lease survives a reload: the account's work goes on under the same token.
+            lease = self.leases.get(account.name) or AccountLease(
+                store=self._leases_store(cfg),
+                path=cfg.lease_path(acfg),
+                identity=self.identity,
+                settings=lease_settings(cfg),
+                clock=self.clock,
+                monotonic=self._monotonic,
+            )
             engine = Engine(
                 exchange=base.exchange,
                 store=base.store,
@@ -146,13 +175,27 @@ class Daemon:
                 accounts=[account],
                 keys=keys,
                 handoff=hooks,
-                owner=base.owner,
+                owner=self.identity,
                 should_stop=self._stop.is_set,
+                authorities={account.name: lease},
             )
             accounts[account.name] = _Account(
-                name=account.name, engine=engine, keys=tuple(k.name for k in keys)
+                name=account.name,
+                engine=engine,
+                keys=tuple(k.name for k in keys),
+                lease=lease,
+                intents=IntentQueue(base.store, cfg.intent_path(acfg)),
+                snapshot_path=cfg.snapshot_path(acfg),
             )
         return runtime, accounts
+
+    def _leases_store(self, cfg: Config) -> VaultStore:
+        """A Vault client of the leases' own: renewals never wait behind the engine's calls."""
+        if self._lease_store is None:
+            self._lease_store = VaultStore.from_config(
+                cfg.vault, clock=self.clock, on_error=self.metrics.observe_vault_error
+            )
+        return self._lease_store
 
     def _notifier(self, cfg: Config) -> Notifier:
         def outcome(channel: str, kind: str, result: str) -> None:
@@ -196,18 +239,39 @@ class Daemon:
                     wanted = None if only is None else [k for k in only if k in account.keys]
                     if wanted is not None and not wanted:
                         return None
-                    with structlog.contextvars.bound_contextvars(account=name):
-                        try:
-                            result = account.engine.reconcile(only=wanted)
-                        except Exception as exc:
-                            # The engine isolates keys; this is a bug or an adapter escaping.
-                            log.exception("reconcile.crashed", error=type(exc).__name__)
-                            raise
-                    self._absorb(name, result, partial=only is not None)
-                    return result
+                    if not account.lease.holds():
+                        self._follow(account)
+                        return None
+                    return self._lead(account, wanted, partial=only is not None)
+
+    def _lead(
+        self, account: _Account, wanted: list[str] | None, *, partial: bool
+    ) -> ReconcileResult | None:
+        """The holder's run (caller holds the account's lock): reconcile, then absorb it."""
+        with structlog.contextvars.bound_contextvars(account=account.name):
+            account.busy_since = self._monotonic()
+            try:
+                result = account.engine.reconcile(only=wanted)
+            except Exception as exc:
+                # The engine isolates keys; this is a bug or an adapter escaping.
+                log.exception("reconcile.crashed", error=type(exc).__name__)
+                raise
+            finally:
+                account.busy_since = None
+        if not account.lease.holds():
+            # Fenced out during the run: the new holder's view is the truth, and only the
+            # holder notifies and counts.
+            log.info("reconcile.discarded", reason="the lease moved during the run")
+            return None
+        self._absorb(account.name, result, partial=partial)
+        if not partial:
+            self._write_snapshot(account, result)
+        return result
 
     def tick(self) -> list[ReconcileResult]:
-        """One periodic reconcile of every account, one after the other (tests, `rotator demo`)."""
+        """One election round, then one periodic reconcile of every account, one after the
+        other (tests; the running service has a lease thread and jobs for this)."""
+        self.elect(spread=False)
         results = []
         for name in list(self.accounts):
             result = self.reconcile_account(name)
@@ -217,6 +281,7 @@ class Daemon:
 
     def run_due(self, now: datetime) -> list[ReconcileResult]:
         """Run what the date jobs would run by `now`: every key whose due moment has come."""
+        self.elect(spread=False)
         by_account: dict[str, list[str]] = {}
         for key, when in sorted(self.due.items()):
             if when <= now:
@@ -301,7 +366,180 @@ class Daemon:
                     f"due:{report.name}",
                     self._due_job(report.account, report.name),
                     wall_now() + (when - now),
+                    executor=self._executor(report.account),
                 )
+
+    # ================================================================== leadership
+    def elect(self, *, spread: bool = True) -> list[str]:
+        """One election round for every account; returns the accounts newly acquired.
+
+        With `spread`, a replica that already holds k leases waits k retry periods before taking
+        a free one (and as much longer than lease_duration before taking over a dead holder's),
+        so that accounts, and Bybit's per-UID limits with them, spread over replicas.
+        """
+        retry_s = self.config.leader_election.retry_period.total_seconds()
+        accounts = list(self.accounts.values())
+        random.shuffle(accounts)
+        held = sum(1 for a in accounts if a.lease.holds())
+        newly = []
+        for account in accounts:
+            was = account.lease.holds()
+            patience = held * retry_s if spread and not was else 0.0
+            now_held = account.lease.step(may_acquire=not self._stop.is_set(), patience_s=patience)
+            if now_held and not was:
+                held += 1
+                newly.append(account.name)
+                account.held_since = self.clock.now()
+            elif was and not now_held:
+                held -= 1
+                account.held_since = None
+            self.metrics.leader.labels(account.name).set(1 if now_held else 0)
+        self._elected = True
+        return newly
+
+    def _lease_loop(self) -> None:
+        """The election loop, on a thread of its own: a hung account or a full pool never stops
+        the renewals; a lease newly won starts its account's reconcile at once."""
+        period = self.config.leader_election.retry_period.total_seconds()
+        while not self._stop.is_set():
+            try:
+                newly = self.elect()
+            except Exception:  # a bug must not end renewals silently: the lease then lapses
+                log.exception("lease.loop_failed")
+                newly = []
+            for name in newly:
+                log.info("leader.acquired", account=name, identity=self.identity)
+                if self.scheduler is not None:
+                    self.scheduler.at(
+                        f"takeover:{name}",
+                        self._reconcile_job(name),
+                        wall_now(),
+                        executor=self._executor(name),
+                    )
+            self._stop.wait(period)
+
+    def _follow(self, account: _Account) -> None:
+        """A follower's view: the holder's last snapshot, for metrics, status and /status."""
+        try:
+            current = self.runtime.store.read(account.snapshot_path)
+            if current is None:
+                return
+            snap = Snapshot.from_record(current.data, account.snapshot_path)
+        except RotatorError as exc:
+            log.warning("snapshot.read_failed", account=account.name, error=exc.message)
+            return
+        result = ReconcileResult(
+            started_at=snap.written_at,
+            finished_at=snap.written_at,
+            keys=snap.keys,
+            accounts=(snap.account,),
+        )
+        self.metrics.observe_state(result)
+        for report in snap.keys:
+            self.reports[report.name] = report
+        self._update_status()
+
+    def _write_snapshot(self, account: _Account, result: ReconcileResult) -> None:
+        """The holder's full view, for followers and `rotator status`. Best effort, fenced."""
+        token = account.lease.token
+        if token is None:
+            return
+        snap = Snapshot(
+            account=result.accounts[0] if result.accounts else AccountReport(name=account.name),
+            keys=tuple(
+                replace(k, completed=False, failure=None, step_attempted=False) for k in result.keys
+            ),
+            written_at=result.finished_at,
+            holder=self.identity,
+            token=token,
+        )
+        store = self.runtime.store
+        try:
+            current = store.read(account.snapshot_path)
+            if current is not None and int(current.data.get("token") or 0) > token:
+                return  # a newer holder wrote it
+            account.lease.fence()
+            store.write(
+                account.snapshot_path,
+                snap.to_record(),
+                cas=current.version if current else 0,
+            )
+        except (RotatorError, TypeError, ValueError) as exc:
+            log.warning("snapshot.write_failed", account=account.name, error=str(exc)[:200])
+
+    def poll_intents(self) -> int:
+        """What operators asked for (`rotator rotate`, ...): each held account with pending
+        intents gets a run on its own executor. Returns how many accounts have some."""
+        found = 0
+        for account in list(self.accounts.values()):
+            if not account.lease.holds():
+                continue
+            try:
+                pending = account.intents.pending()
+            except RotatorError as exc:
+                log.warning("intents.read_failed", account=account.name, error=exc.message)
+                continue
+            if not pending:
+                continue
+            found += 1
+            if self.scheduler is None:
+                self.run_intents(account.name)
+            else:
+                self.scheduler.at(
+                    f"intents:{account.name}",
+                    self._intents_job(account.name),
+                    wall_now(),
+                    executor=self._executor(account.name),
+                )
+        return found
+
+    def run_intents(self, name: str) -> None:
+        """Carry out an account's pending intents, one by one, under its lock and lease."""
+        with self._running():
+            account = self.accounts.get(name)
+            if account is None:
+                return
+            with account.lock, structlog.contextvars.bound_contextvars(account=name):
+                for intent in account.intents.pending():
+                    if self._stop.is_set() or not account.lease.holds():
+                        return
+                    log.info("intent.started", intent_id=intent.id, kind=intent.kind.value)
+                    account.busy_since = self._monotonic()
+                    try:
+                        done = execute(account.engine, name, intent, by=self.identity)
+                    finally:
+                        account.busy_since = None
+                    account.intents.finish(done, self.clock.now())
+                    log.info(
+                        "intent.finished",
+                        intent_id=intent.id,
+                        kind=intent.kind.value,
+                        status=done.status.value,
+                    )
+                    if done.reports and account.lease.holds():
+                        now = self.clock.now()
+                        self._absorb(
+                            name,
+                            ReconcileResult(
+                                started_at=now, finished_at=now, keys=done.reports, accounts=()
+                            ),
+                            partial=True,
+                        )
+
+    def _intents_job(self, name: str) -> Callable[[], None]:
+        return lambda: self.run_intents(name)
+
+    def _executor(self, account: str) -> str:
+        """One thread pool per account: one account's hang never delays another's step."""
+        assert self.scheduler is not None  # noqa: S101 (only called while serving)
+        return self.scheduler.ensure_executor(f"account:{account}")
+
+    def _may_notify(self) -> bool:
+        """Only the lease holder notifies; during a Vault outage (nobody can renew), the replica
+        that held a lease last still does."""
+        return any(
+            a.lease.holds() or a.lease.holder == self.identity for a in self.accounts.values()
+        )
 
     # ================================================================== probes
     def probe(self) -> bool:
@@ -326,7 +564,8 @@ class Daemon:
             gauge.set(1 if ok else 0)
             if not ok:
                 log.warning("dependency.unreachable", service=name, error=error)
-                self.notifier.unreachable(name, error or "unknown error")
+                if self._may_notify():
+                    self.notifier.unreachable(name, error or "unknown error")
             elif was is False:
                 log.info("dependency.reachable_again", service=name)
             results.append(ok)
@@ -350,26 +589,53 @@ class Daemon:
         return True, detail  # starting (waiting for Vault/Bybit is healthy) or stopping
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
-        """/readyz: Vault reachable and authenticated, every account reconciled recently."""
+        """/readyz: Vault reachable and authenticated; every account this replica holds was
+        reconciled recently (or was taken over recently) and none is stuck. A follower is ready
+        as soon as Vault answers: it can take over."""
         now = self.clock.now()
+        mono = self._monotonic()
         limit = self.reconcile_interval * READY_FACTOR
-        stale = [
+        stale = []
+        for name, account in self.accounts.items():
+            if not account.lease.holds():
+                continue
+            last = self.last_ok.get(name)
+            since = account.held_since or now
+            if (last is None and now - since > limit) or (last is not None and now - last > limit):
+                stale.append(name)
+        stuck = [
             name
-            for name in self.accounts
-            if name not in self.last_ok or now - self.last_ok[name] > limit
+            for name, account in self.accounts.items()
+            if account.busy_since is not None and mono - account.busy_since > STUCK_AFTER_S
         ]
         detail: dict[str, Any] = {
             "phase": self.phase,
+            "identity": self.identity,
             "vault": {"ok": self.vault.ok, "error": self.vault.error},
             "bybit": {"ok": self.bybit.ok, "error": self.bybit.error},
             "last_reconcile": {n: t.isoformat() for n, t in self.last_ok.items()},
+            "leaders": {n: a.lease.holder for n, a in self.accounts.items()},
+            "held_accounts": sorted(n for n, a in self.accounts.items() if a.lease.holds()),
             "stale_accounts": stale,
+            "stuck_accounts": stuck,
         }
-        ok = self.phase == "running" and self.vault.ok is True and not stale
+        ok = (
+            self.phase == "running"
+            and self.vault.ok is True
+            and self._elected
+            and not stale
+            and not stuck
+        )
         return ok, detail
 
     def _beat(self) -> None:
         self._heartbeat = time.monotonic()
+        mono = self._monotonic()
+        for name, account in list(self.accounts.items()):
+            since = account.busy_since
+            self.metrics.account_run_seconds.labels(name).set(
+                0.0 if since is None else max(mono - since, 0.0)
+            )
 
     # ================================================================== jobs
     def _job(self, account: str, only: tuple[str, ...] | None = None) -> None:
@@ -398,8 +664,14 @@ class Daemon:
                 interval,
                 jitter=jitter,
                 first_run=wall_now() if immediately else None,
+                executor=self._executor(name),
             )
         sched.every("probe", self.probe, min(interval, PROBE_MAX_INTERVAL))
+        sched.every(
+            "intents",
+            self.poll_intents,
+            min(self.config.leader_election.retry_period, INTENT_POLL_MAX),
+        )
         sched.every(
             "heartbeat", self._beat, timedelta(seconds=HEARTBEAT_S), executor=HEARTBEAT_EXECUTOR
         )
@@ -439,11 +711,15 @@ class Daemon:
             account.lock.acquire()
         try:
             self.config, self.runtime, self.accounts = cfg, runtime, accounts
+            old_leases, self.leases = self.leases, {n: a.lease for n, a in accounts.items()}
             old_notifier, self.notifier = self.notifier, self._notifier(cfg)
         finally:
             for account in old_accounts.values():
                 account.lock.release()
         old_notifier.close(timeout_s=1.0)
+        for name, lease in old_leases.items():
+            if name not in self.leases:  # the account left the config: let others have it
+                lease.release()
         removed = self._forget_removed(old_cfg, cfg)
         old_runtime.close()
         if cfg.logging != old_cfg.logging:
@@ -484,6 +760,8 @@ class Daemon:
                     self.metrics.master_key_expiry,
                     self.metrics.password_change_detected,
                     self.metrics.orphan_keys,
+                    self.metrics.leader,
+                    self.metrics.account_run_seconds,
                 ):
                     with contextlib.suppress(KeyError):
                         gauge.remove(account.name)
@@ -623,10 +901,12 @@ class Daemon:
         return code
 
     def _serve(self) -> None:
-        workers = min(max(4, len(self.accounts) + 2), 32)
+        workers = 4  # probes and the intent poll; each account has a pool of its own
         self.scheduler = Scheduler(workers=workers, on_job_event=self._job_event)
+        self.elect()  # the first round before the first reconcile: it knows what it holds
         self._schedule_all(immediately=True)
         self.scheduler.start()
+        threading.Thread(target=self._lease_loop, name="rotator-lease", daemon=True).start()
         self.phase = "running"
         self._beat()
         self.sd.ready(status="running: first reconcile under way")
@@ -656,6 +936,9 @@ class Daemon:
             while self._inflight > 0 and time.monotonic() < deadline:
                 self._inflight_cv.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))
             left = self._inflight
+        if not left:
+            for lease in self.leases.values():  # a clean stop hands over at once
+                lease.release()
         self.notifier.flush(timeout_s=5.0)
         self.notifier.close(timeout_s=1.0)
         if self.http is not None:
@@ -671,3 +954,12 @@ class Daemon:
         self.runtime.close()
         log.info("daemon.stopped")
         return EXIT_OK
+
+
+def lease_settings(cfg: Config) -> LeaseSettings:
+    le = cfg.leader_election
+    return LeaseSettings(
+        lease_duration=le.lease_duration,
+        renew_deadline=le.renew_deadline,
+        retry_period=le.retry_period,
+    )

@@ -111,3 +111,35 @@ class NoHandOff:
 
     def deliver(self, key_name: str, record: dict[str, Any], *, fence: Fence = no_fence) -> None:
         del key_name, record, fence
+
+
+class Authority(Protocol):
+    """The right to act on one master account: the account's lease (daemon, CLI), or a sole
+    actor's unconditional right (tests, single-process tools). See rotator/lease.py."""
+
+    @property
+    def token(self) -> int | None:
+        """The fencing token while the right is held, else None. Grows at every change of
+        holder; every state record remembers the highest token that wrote it."""
+        ...
+
+    def fence(self) -> None:
+        """Raise LeaseLost unless the right is held (local check): before state writes."""
+        ...
+
+    def fence_strict(self) -> None:
+        """fence(), proven against the store: before Bybit creates and deletes, consumer writes
+        and hooks."""
+        ...
+
+
+class SoleActor:
+    """An Authority that always holds, with token 0: for one process that is alone by design."""
+
+    token = 0
+
+    def fence(self) -> None:
+        """Always holds."""
+
+    def fence_strict(self) -> None:
+        """Always holds."""

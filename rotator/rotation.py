@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from rotator.errors import (
     ConfigError,
     ExchangeAuthFailed,
     KeyLimitReached,
+    LeaseLost,
     PermanentError,
     RotatorError,
     StateCorrupt,
@@ -60,7 +61,7 @@ from rotator.policy import (
     next_retry,
     renewal_moment,
 )
-from rotator.ports import Exchange, HandOff, KeyStore, NoHandOff
+from rotator.ports import Authority, Exchange, HandOff, KeyStore, NoHandOff, SoleActor
 from rotator.state import AccountState, KeyRef, KeyState, PendingKey, Rotation, Step, parse_note
 
 log = structlog.get_logger(__name__)
@@ -75,6 +76,7 @@ MAX_STEPS_PER_RUN = 16  # a full rotation takes about 10 record writes
 PENDING_WRITE_TRIES = 4  # storing a fresh secret: tries before the new key is deleted again
 # Groups Bybit adds to a key on its own (reference §3.5): not a verification mismatch.
 AUTO_ADDED_GROUPS = frozenset({"Derivatives"})
+_SOLE = SoleActor()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +160,7 @@ class _Ctx:
     """What one account's run shares between its keys."""
 
     account: ManagedAccount
+    authority: Authority
     master: Credentials
     account_state: AccountState
     listings: dict[int, tuple[ExchangeKey, ...]] = field(default_factory=dict)
@@ -181,6 +184,7 @@ class Engine:
         owner: str = "rotator",
         sleep: Callable[[float], None] = time.sleep,
         should_stop: Callable[[], bool] | None = None,
+        authorities: Mapping[str, Authority] | None = None,
     ) -> None:
         self.exchange = exchange
         self.store = store
@@ -193,6 +197,14 @@ class Engine:
         # Asked before every protocol step: True (the daemon is stopping) finishes the step in
         # flight and starts no other; the record says where the next run resumes.
         self.should_stop: Callable[[], bool] = should_stop or (lambda: False)
+        # The right to act, per account (its lease); an account not named here has a sole actor.
+        self.authorities: dict[str, Authority] = dict(authorities or {})
+        # The last (state, version) this engine read or wrote per key: a failure is recorded
+        # with check-and-set on it, so it can never overwrite another writer's record.
+        self._last: dict[str, tuple[KeyState, int]] = {}
+
+    def authority(self, account: str) -> Authority:
+        return self.authorities.get(account) or _SOLE
 
     # ================================================================== public
     def reconcile(
@@ -234,13 +246,20 @@ class Engine:
     def declare_password_change(self, account_name: str, at: datetime) -> AccountState:
         """Record that the account's login password changed at `at` (rotator password-changed)."""
         account = next(a for a in self.accounts if a.name == account_name)
-        current = self.store.read(account.state_path)
-        state = AccountState.from_record(current.data) if current else AccountState()
-        if state.password_changed_at is None or at > state.password_changed_at:
-            state = replace(state, password_changed_at=at)
-        self.store.write(
-            account.state_path, state.to_record(), cas=current.version if current else 0
-        )
+        for attempt in range(3):  # the daemon may write the same record: re-read and re-apply
+            self.authority(account_name).fence()
+            current = self.store.read(account.state_path)
+            state = AccountState.from_record(current.data) if current else AccountState()
+            if state.password_changed_at is None or at > state.password_changed_at:
+                state = replace(state, password_changed_at=at)
+            try:
+                self.store.write(
+                    account.state_path, state.to_record(), cas=current.version if current else 0
+                )
+                break
+            except StoreConflict:
+                if attempt == 2:
+                    raise
         log.warning("password_change.declared", account=account_name, at=at.isoformat())
         return state
 
@@ -278,6 +297,7 @@ class Engine:
             expires_at=info.expires_at,
         )
         consumer = self.store.read(key.consumer_path)
+        self.authority(key.account).fence_strict()
         consumer_version = self.store.write(
             key.consumer_path,
             consumer_record(key, pending, "adopted"),
@@ -308,7 +328,10 @@ class Engine:
         *,
         act: bool,
     ) -> tuple[AccountReport, list[KeyReport]]:
+        authority = self.authority(account.name)
         try:
+            if act:
+                authority.fence()
             master = self._master(account)
             astate_v = self.store.read(account.state_path)
             astate = AccountState.from_record(astate_v.data) if astate_v else AccountState()
@@ -327,7 +350,13 @@ class Engine:
                 self._unknown_report(k, error) for k in keys
             ]
 
-        ctx = _Ctx(account=account, master=master, account_state=astate, force=forced)
+        ctx = _Ctx(
+            account=account,
+            authority=authority,
+            master=master,
+            account_state=astate,
+            force=forced,
+        )
         detected = self._detect_password_change(ctx, info)
 
         reports = [self._reconcile_key_isolated(k, ctx, act=act) for k in keys]
@@ -346,8 +375,9 @@ class Engine:
                 action="rotating the affected keys now; check the master key",
             )
         if act and ctx.account_state != astate:
-            # On a conflict another replica recorded the same facts; the next run re-reads.
-            with contextlib.suppress(StoreConflict):
+            # On a conflict another writer recorded the same facts; the next run re-reads.
+            with contextlib.suppress(StoreConflict, LeaseLost):
+                authority.fence()
                 self.store.write(
                     account.state_path,
                     ctx.account_state.to_record(),
@@ -439,6 +469,14 @@ class Engine:
                 return self._reconcile_key(key, ctx, act=act)
             except _Stop as stop:
                 return stop.report
+            except LeaseLost as exc:
+                log.info("key.fenced", reason=exc.message)
+                return replace(
+                    self._unknown_report(key, exc.message),
+                    state="idle",
+                    next_action="none here",
+                    last_error=None,
+                )
             except RotatorError as exc:
                 log.error("key.reconcile.failed", error=exc.message, kind=type(exc).__name__)
                 return self._unknown_report(key, exc.message, failure=_failure_class(exc))
@@ -456,6 +494,7 @@ class Engine:
     def _read_state(self, key: ManagedKey, ctx: _Ctx | None = None) -> tuple[KeyState, int]:
         record = self.store.read(key.state_path)
         if record is None:
+            self._last[key.name] = (KeyState(), 0)
             return KeyState(), 0
         try:
             state = KeyState.from_record(record.data, f"state record {key.state_path}")
@@ -463,6 +502,7 @@ class Engine:
             raise StateCorrupt(
                 f"{exc.message}; fix the record or delete it (then `rotator adopt` the live key)"
             ) from None
+        self._last[key.name] = (state, record.version)
         if ctx is not None:
             refs = (state.active, state.previous, state.rotation and state.rotation.pending)
             ctx.known.update(ref.key_id for ref in refs if ref)
@@ -526,31 +566,12 @@ class Engine:
                 return self._inflight_report(key, state, expiry, now)
             if rot.next_try is not None and now < rot.next_try and key.name not in ctx.force:
                 return self._inflight_report(key, state, expiry, now)
-            if (
-                rot.claimed_by not in (None, self.owner)
-                and rot.claimed_at is not None
-                and now - rot.claimed_at < CLAIM_TTL
-            ):
+            if self._claimed_by_other(ctx, state, now):
                 return self._inflight_report(
                     key, state, expiry, now, note=f"step claimed by replica {rot.claimed_by}"
                 )
             attempted = True
-            try:
-                done = self._step(key, ctx, state, version, expiry, now)
-            except StoreConflict:
-                log.info("rotation.step.conflict", step=rot.step.value, action="backing off")
-                raise _Stop(
-                    self._inflight_report(
-                        key,
-                        state,
-                        expiry,
-                        now,
-                        note="another writer changed the state record; re-reading next run",
-                    )
-                ) from None
-            except RotatorError as exc:
-                report = self._record_failure(key, state, exc, expiry, deadline)
-                raise _Stop(report) from None
+            done = self._guarded_step(key, ctx, state, version, expiry, deadline=deadline, now=now)
             if done:
                 completed = True
         state, _ = self._read_state(key)
@@ -558,6 +579,82 @@ class Engine:
         if state.rotation is None:
             return self._idle_report(key, state, expiry, self.clock.now(), completed=completed)
         return self._inflight_report(key, state, expiry, self.clock.now(), attempted=attempted)
+
+    def _guarded_step(
+        self,
+        key: ManagedKey,
+        ctx: _Ctx,
+        state: KeyState,
+        version: int,
+        expiry: datetime | None,
+        *,
+        deadline: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """`_step`, with every way it can fail turned into the report that ends this key's run
+        (`_Stop`): fenced out, lost a race, failed (recorded with backoff), or crashed."""
+        rot = state.rotation
+        assert rot is not None  # noqa: S101 (caller checked; narrows the type)
+        try:
+            return self._step(key, ctx, state, version, expiry, now)
+        except _Stop:
+            raise
+        except LeaseLost as exc:
+            log.info("rotation.step.fenced", step=rot.step.value, reason=exc.message)
+            raise _Stop(
+                self._inflight_report(
+                    key, state, expiry, now, note="another actor holds the account's lease"
+                )
+            ) from None
+        except StoreConflict:
+            log.info("rotation.step.conflict", step=rot.step.value, action="backing off")
+            raise _Stop(
+                self._inflight_report(
+                    key,
+                    state,
+                    expiry,
+                    now,
+                    note="another writer changed the state record; re-reading next run",
+                )
+            ) from None
+        except RotatorError as exc:
+            report = self._record_failure(key, state, exc, expiry, deadline)
+            raise _Stop(report) from None
+        except Exception as exc:
+            # A bug or an adapter letting something through: recorded with backoff like any
+            # temporary failure, so the key is never stuck silently.
+            log.exception("rotation.step.crashed", step=rot.step.value)
+            unexpected = TemporaryError(
+                f"internal error at step {rot.step.value}: {type(exc).__name__} "
+                "(a bug: please report it with the log)"
+            )
+            report = self._record_failure(key, state, unexpected, expiry, deadline)
+            raise _Stop(replace(report, failure="bug")) from None
+
+    def _claimed_by_other(self, ctx: _Ctx, state: KeyState, now: datetime) -> bool:
+        """Whether another actor's claim on the current step must be respected.
+
+        With leases, never: a record written under a newer token than ours fences *us* out
+        (LeaseLost), and a claim under an older token belongs to an actor that has been fenced
+        out. Only sole actors (token 0: tests, records from before leases) fall back to the old
+        rule: a claim younger than CLAIM_TTL is left alone.
+        """
+        rot = state.rotation
+        token = ctx.authority.token
+        if token is None:
+            raise LeaseLost("this process no longer holds the account's lease")
+        if state.token > token:
+            raise LeaseLost(
+                f"the state record was written under fencing token {state.token}, newer than "
+                f"ours ({token}): another actor holds the account"
+            )
+        if token > 0 or rot is None:
+            return False
+        return (
+            rot.claimed_by not in (None, self.owner)
+            and rot.claimed_at is not None
+            and now - rot.claimed_at < CLAIM_TTL
+        )
 
     def _rotation_reason(
         self,
@@ -647,10 +744,9 @@ class Engine:
             stale = tag is not None and (
                 tag.rotation_id == rot.id or (tag.key_name == key.name and item.key_id not in keep)
             )
-            if stale:
-                # A key we created whose secret never reached Vault (lost reply, crash): nobody can
-                # hold its secret, so it is deleted before we create another.
-                self.exchange.delete_sub_key(ctx.master, item.key_id)
+            # A key we created whose secret never reached Vault (lost reply, crash): nobody can
+            # hold its secret, so it is deleted before we create another.
+            if stale and self._guarded_delete(ctx, key, item.key_id, why="unstored create"):
                 log.warning(
                     "orphan.deleted",
                     key_fp=fingerprint(item.key_id),
@@ -665,6 +761,7 @@ class Engine:
                 "management) and the rotation will continue"
             )
         ctx.listings.pop(key.spec.sub_uid, None)
+        ctx.authority.fence_strict()
         created = self.exchange.create_sub_key(ctx.master, key.spec, note=rot.note(key.name))
         pending = PendingKey(
             key_id=created.key_id, secret=created.secret, created_at=self.clock.now()
@@ -701,25 +798,70 @@ class Engine:
                     delay *= 2
                 continue
             except (StoreConflict, StoreDenied):
-                self._delete_unstored(ctx, key_id)
+                self._delete_unstored(ctx, key, key_id)
                 raise
             else:
                 return
-        self._delete_unstored(ctx, key_id)
+        self._delete_unstored(ctx, key, key_id)
         raise StoreUnavailable(
             "the new key's secret could not be written to Vault; the key was deleted on Bybit "
             "and the rotation will be retried"
         )
 
-    def _delete_unstored(self, ctx: _Ctx, key_id: str) -> None:
+    def _delete_unstored(self, ctx: _Ctx, key: ManagedKey, key_id: str) -> None:
+        # Not fenced by the lease: nobody else can hold this key's secret, so deleting it is
+        # right whoever holds the account now. The guard still re-reads the records.
         try:
-            self.exchange.delete_sub_key(ctx.master, key_id)
-            log.warning("rotation.unstored_key_deleted", key_fp=fingerprint(key_id))
+            if self._guarded_delete(ctx, key, key_id, why="unstored secret", strict=False):
+                log.warning("rotation.unstored_key_deleted", key_fp=fingerprint(key_id))
         except RotatorError as exc:
             # Its note still carries the rotation id: the next create step sweeps it.
             log.error(
                 "rotation.unstored_key_delete_failed", key_fp=fingerprint(key_id), error=exc.message
             )
+
+    def _guarded_delete(
+        self,
+        ctx: _Ctx,
+        key: ManagedKey,
+        key_id: str,
+        *,
+        why: str,
+        strict: bool = True,
+        allow_previous: bool = False,
+        allow_pending: bool = False,
+    ) -> bool:
+        """Delete `key_id` on Bybit unless a record still points at it. False: refused.
+
+        Independent of every other fence: the consumer record and the state's active and previous
+        keys (pending too) are re-read right before the delete, and a key any of them names is
+        never deleted (revoke may delete the previous key, a failed verify its own pending).
+        """
+        if strict:
+            ctx.authority.fence_strict()
+        live: set[str] = set()
+        consumer = self.store.read(key.consumer_path)
+        if consumer is not None and isinstance(consumer.data.get("api_key"), str):
+            live.add(consumer.data["api_key"])
+        record = self.store.read(key.state_path)
+        if record is not None:
+            state = KeyState.from_record(record.data, f"state record {key.state_path}")
+            refs: list[KeyRef | PendingKey | None] = [state.active]
+            if not allow_previous:
+                refs.append(state.previous)
+            if not allow_pending and state.rotation is not None:
+                refs.append(state.rotation.pending)
+            live.update(ref.key_id for ref in refs if ref is not None)
+        if key_id in live:
+            log.critical(
+                "delete.refused",
+                key_fp=fingerprint(key_id),
+                why=why,
+                reason="a Vault record points at this key; it stays on Bybit",
+            )
+            return False
+        self.exchange.delete_sub_key(ctx.master, key_id)
+        return True
 
     def _verify(self, key: ManagedKey, ctx: _Ctx, state: KeyState, version: int) -> None:
         state, version = self._claim(key, state, version)
@@ -741,7 +883,13 @@ class Engine:
                 )
         if problem is not None:
             # The new key is unusable: delete it, and plan a fresh create (same rotation id).
-            self.exchange.delete_sub_key(ctx.master, pending.key_id)
+            if not self._guarded_delete(
+                ctx, key, pending.key_id, why="failed verification", allow_pending=True
+            ):
+                raise LeaseLost(
+                    "the key that failed verification here is live in Vault: another actor "
+                    "verified and promoted it meanwhile; this process stands down"
+                )
             log.error("rotation.verify_failed", error=problem.message, action="new key deleted")
             back = state.with_rotation(replace(rot, step=Step.PLANNED, pending=None))
             version = self._write(key, back, version)
@@ -764,6 +912,7 @@ class Engine:
             consumer_version = consumer.version  # written before a crash: promotion is idempotent
         else:
             record = consumer_record(key, pending, rot.id)
+            self.authority(key.account).fence_strict()
             consumer_version = self.store.write(
                 key.consumer_path, record, cas=consumer.version if consumer else 0
             )
@@ -808,7 +957,9 @@ class Engine:
         if consumer is None:
             raise StoreUnavailable(f"consumer record {key.consumer_path} vanished after promotion")
         try:
-            self.handoff.deliver(key.name, consumer.data)
+            self.handoff.deliver(
+                key.name, consumer.data, fence=self.authority(key.account).fence_strict
+            )
         except TemporaryError as exc:
             old_expiry = previous.expires_at if previous else None
             if old_expiry is None or now < old_expiry:
@@ -849,7 +1000,14 @@ class Engine:
         previous = state.previous
         if previous is not None:
             state, version = self._claim(key, state, version)
-            self.exchange.delete_sub_key(ctx.master, previous.key_id)
+            if not self._guarded_delete(
+                ctx, key, previous.key_id, why="revoke the old key", allow_previous=True
+            ):
+                raise StateCorrupt(
+                    f"refusing to revoke the old key {fingerprint(previous.key_id)}: the consumer "
+                    f"record or the active key at {key.state_path} points at it; fix the records "
+                    "by hand (rotator status shows them)"
+                )
             ctx.listings.pop(key.spec.sub_uid, None)
         done = replace(
             state,
@@ -875,7 +1033,20 @@ class Engine:
 
     # ================================================================== records
     def _write(self, key: ManagedKey, state: KeyState, version: int) -> int:
-        return self.store.write(key.state_path, state.to_record(), cas=version)
+        """Every state write: fenced by the lease, stamped with our token, check-and-set on the
+        version we read or wrote last (so never over another writer's record)."""
+        authority = self.authority(key.account)
+        authority.fence()
+        token = authority.token or 0
+        if state.token > token:
+            raise LeaseLost(
+                f"state record {key.state_path} was written under a newer fencing token "
+                f"({state.token} > {token})"
+            )
+        stamped = replace(state, token=token)
+        new_version = self.store.write(key.state_path, stamped.to_record(), cas=version)
+        self._last[key.name] = (stamped, new_version)
+        return new_version
 
     def _record_failure(
         self,
@@ -886,11 +1057,10 @@ class Engine:
         deadline: datetime | None,
     ) -> KeyReport:
         now = self.clock.now()
-        # Re-read: the failing step may have written (claim, rollback) before it failed.
-        try:
-            state, version = self._read_state(key)
-        except RotatorError:
-            version = -1
+        # What this engine last read or wrote for the key (the failing step may have written a
+        # claim or a rollback first): the failure is recorded with check-and-set on exactly that
+        # version, so a record someone else wrote since is never overwritten.
+        state, version = self._last.get(key.name, (state, -1))
         rot = state.rotation
         failure = _failure_class(exc)
         if rot is not None and version >= 0:
@@ -911,6 +1081,18 @@ class Engine:
             try:
                 self._write(key, updated, version)
                 state = updated
+            except (StoreConflict, LeaseLost) as write_exc:
+                # Someone else moved the rotation on meanwhile: our failure is not the truth
+                # any more, so it is neither recorded nor reported as one.
+                log.info(
+                    "rotation.step.superseded",
+                    step=rot.step.value,
+                    error=exc.message,
+                    reason=write_exc.message,
+                )
+                return self._inflight_report(
+                    key, state, expiry, now, note="another writer changed the state record"
+                )
             except RotatorError as write_exc:
                 log.error("rotation.failure_record.failed", error=write_exc.message)
         level = "error" if isinstance(exc, PermanentError) else "warning"

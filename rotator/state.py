@@ -213,10 +213,12 @@ class KeyState:
     rotation: Rotation | None = None
     last_rotation_at: datetime | None = None
     rotations: int = 0  # completed rotations
+    token: int = 0  # the highest fencing token (account lease) that wrote this record
 
     def to_record(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
+            "token": self.token,
             "active": None if self.active is None else self.active.to_record(),
             "previous": None if self.previous is None else self.previous.to_record(),
             "rotation": None if self.rotation is None else self.rotation.to_record(),
@@ -240,6 +242,7 @@ class KeyState:
             else Rotation.from_record(rotation, f"{what}.rotation"),
             last_rotation_at=_dt(d.get("last_rotation_at"), f"{what}.last_rotation_at"),
             rotations=_int(d.get("rotations", 0), f"{what}.rotations"),
+            token=_int(d.get("token", 0), f"{what}.token"),
         )
 
     def with_rotation(self, rotation: Rotation | None) -> KeyState:

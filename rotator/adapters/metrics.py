@@ -162,6 +162,19 @@ class Metrics:
         )
 
         # ---- the daemon itself
+        self.leader = Gauge(
+            "rotator_leader",
+            "1 if this replica holds the account's lease and acts on it; 0 if it follows.",
+            ("account",),
+            registry=r,
+        )
+        self.account_run_seconds = Gauge(
+            "rotator_account_run_seconds",
+            "How long the account's current run has lasted; 0 when none runs (a hung account "
+            "shows here, and in /readyz).",
+            ("account",),
+            registry=r,
+        )
         self.scheduler_job_errors = Counter(
             "rotator_scheduler_job_errors",
             "Scheduled jobs that raised (event=error) or were skipped as too late (event=missed).",
@@ -212,6 +225,14 @@ class Metrics:
 
     def observe(self, result: ReconcileResult) -> None:
         """Feed one reconcile's result: per-key series, per-account series, run duration."""
+        self.observe_state(result)
+        self.reconcile_duration.observe(
+            max((result.finished_at - result.started_at).total_seconds(), 0.0)
+        )
+
+    def observe_state(self, result: ReconcileResult) -> None:
+        """The gauges only (a follower's view of the holder's snapshot): counters move only on
+        what a report says happened in its run, and a snapshot's reports say nothing did."""
         for k in result.keys:
             self._observe_key(k)
         for a in result.accounts:
@@ -221,9 +242,6 @@ class Metrics:
                 self.password_change_detected.labels(a.name).set(
                     1 if a.password_changed_at is not None else 0
                 )
-        self.reconcile_duration.observe(
-            max((result.finished_at - result.started_at).total_seconds(), 0.0)
-        )
 
     def _observe_key(self, k: KeyReport) -> None:
         labels = (k.name, k.account, str(k.sub_uid))

@@ -66,6 +66,7 @@ class Scheduler:
             self._listen, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_EXECUTED
         )
         self.last_executed_monotonic: float | None = None
+        self._executors: set[str] = {"default", HEARTBEAT_EXECUTOR}
 
     # ---- lifecycle
     def start(self) -> None:
@@ -110,7 +111,14 @@ class Scheduler:
             **kwargs,
         )
 
-    def at(self, job_id: str, fn: Callable[[], object], when: datetime) -> None:
+    def at(
+        self,
+        job_id: str,
+        fn: Callable[[], object],
+        when: datetime,
+        *,
+        executor: str = "default",
+    ) -> None:
         """A one-off job at `when` (replacing one of the same id)."""
         self._sched.add_job(
             fn,
@@ -118,7 +126,16 @@ class Scheduler:
             id=job_id,
             name=job_id,
             replace_existing=True,
+            executor=executor,
         )
+
+    def ensure_executor(self, alias: str, workers: int = 1) -> str:
+        """A thread pool of its own for `alias` (one per account: a hung account never holds
+        another's threads). Returns the alias."""
+        if alias not in self._executors:
+            self._sched.add_executor(ThreadPoolExecutor(workers), alias)
+            self._executors.add(alias)
+        return alias
 
     def remove(self, job_id: str) -> None:
         with contextlib.suppress(JobLookupError):

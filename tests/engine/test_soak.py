@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from rig import Rig
+
 from soak import orphans, soak
 
 

@@ -1,0 +1,123 @@
+"""Reports as Vault records: what the lease holder writes so that followers, `rotator status` and a
+waiting CLI see the same truth without a Bybit sweep of their own.
+
+- `snapshot`: `<prefix>/snapshots/<account>`, written by the account's lease holder after each
+  full reconcile: every key's report and the account's, with when and by whom.
+- `report_to_record` / `report_from_record`: one KeyReport or AccountReport as JSON data; the
+  intents (rotator/intents.py) carry their outcomes in the same form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self, TypeVar
+
+from rotator.errors import StateCorrupt
+from rotator.rotation import AccountReport, KeyReport
+
+SNAPSHOT_SCHEMA = 1
+
+R = TypeVar("R", KeyReport, AccountReport)
+
+
+def report_to_record(report: KeyReport | AccountReport) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(report):
+        value = getattr(report, f.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+def report_from_record(cls: type[R], raw: object, what: str) -> R:
+    """Rebuild a report; unknown fields are ignored (a newer writer), missing ones defaulted."""
+    if not isinstance(raw, dict):
+        raise StateCorrupt(f"{what}: expected an object")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            continue
+        try:
+            values[f.name] = _convert(raw[f.name], _kinds(hints[f.name]))
+        except (TypeError, ValueError, OverflowError):
+            what_type = type(raw[f.name]).__name__
+            raise StateCorrupt(f"{what}.{f.name}: {what_type} is not usable") from None
+    try:
+        return cls(**values)
+    except TypeError:
+        raise StateCorrupt(f"{what}: required fields are missing") from None
+
+
+def _convert(value: object, kinds: set[object]) -> object:
+    if value is None and type(None) in kinds:
+        return None
+    if datetime in kinds:
+        return datetime.fromisoformat(str(value))
+    if tuple in kinds:
+        if not isinstance(value, list | tuple):
+            raise TypeError(type(value).__name__)
+        return tuple(str(v) for v in value)
+    if bool in kinds:
+        return bool(value)
+    if int in kinds:
+        return int(str(value))
+    return str(value)
+
+
+def _kinds(hint: object) -> set[object]:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        found: set[object] = set()
+        for arg in typing.get_args(hint):
+            found |= _kinds(arg)
+        return found
+    return {origin or hint}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """One account's last full reconcile, as its lease holder saw it."""
+
+    account: AccountReport
+    keys: tuple[KeyReport, ...]
+    written_at: datetime
+    holder: str
+    token: int
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "schema": SNAPSHOT_SCHEMA,
+            "account": report_to_record(self.account),
+            "keys": [report_to_record(k) for k in self.keys],
+            "written_at": self.written_at.isoformat(),
+            "holder": self.holder,
+            "token": self.token,
+        }
+
+    @classmethod
+    def from_record(cls, raw: dict[str, Any], what: str) -> Self:
+        if raw.get("schema") != SNAPSHOT_SCHEMA or not isinstance(raw.get("keys"), list):
+            raise StateCorrupt(f"{what} is not a snapshot this version reads")
+        try:
+            written_at = datetime.fromisoformat(str(raw.get("written_at")))
+            token = int(raw.get("token", 0))
+        except (TypeError, ValueError, OverflowError):
+            raise StateCorrupt(f"{what}: written_at or token is unusable") from None
+        return cls(
+            account=report_from_record(AccountReport, raw.get("account"), f"{what}.account"),
+            keys=tuple(
+                report_from_record(KeyReport, k, f"{what}.keys[{i}]")
+                for i, k in enumerate(raw["keys"])
+            ),
+            written_at=written_at,
+            holder=str(raw.get("holder", "")),
+            token=token,
+        )
