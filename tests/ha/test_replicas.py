@@ -251,8 +251,12 @@ def test_takeover_after_the_leader_is_killed_is_within_lease_plus_retry(make_clu
         assert held <= bound, f"lease taken over after {held:.2f}s > {bound}s"
         assert acted <= bound + cluster.timing.retry_s, f"successor acted after {acted:.2f}s"
     leader = cluster.holder_pid()
-    gauges = {r.pid: r.metric("rotator_leader", 'account="main"') for r in cluster.live()}
-    assert sorted(gauges.values()) == [0.0, 0.0, 1.0], gauges
+
+    def gauges() -> dict[int, float | None]:
+        return {r.pid: r.metric("rotator_leader", 'account="main"') for r in cluster.live()}
+
+    wait_for(lambda: None not in gauges().values(), 20, "every replica's /metrics")
+    assert sorted(gauges().values()) == [0.0, 0.0, 1.0], gauges()
     assert gauges[leader] == 1.0
 
 
@@ -296,7 +300,13 @@ def test_rotate_while_the_daemons_run_is_one_rotation(make_cluster):
     result = cli(cluster, "rotate", KEY_NAME, "--force")
     assert_clean_cli(result, cluster)
     assert KEY_NAME in result.stdout
-    wait_for(lambda: cluster.completed() == done + 1, 30, "the rotation to complete")
+    wait_for(
+        lambda: cluster.completed() >= done + 1,
+        30,
+        f"the rotation to complete (CLI said: {result.stdout.strip()!r}; state: {cluster.state()})",
+    )
+    settle(cluster)
+    assert cluster.completed() == done + 1
     assert creates(cluster) == made + 1
     settle(cluster)
     assert_history_clean(cluster)
@@ -311,7 +321,13 @@ def test_password_changed_rotate_now_while_the_daemons_run_is_one_rotation(make_
     done, made = cluster.completed(), creates(cluster)
     result = cli(cluster, "password-changed", "--account", "main", "--rotate-now")
     assert_clean_cli(result, cluster)
-    wait_for(lambda: cluster.completed() == done + 1, 30, "the rotation to complete")
+    wait_for(
+        lambda: cluster.completed() >= done + 1,
+        30,
+        f"the rotation to complete (CLI said: {result.stdout.strip()!r}; state: {cluster.state()})",
+    )
+    settle(cluster)
+    assert cluster.completed() == done + 1
     assert creates(cluster) == made + 1
     settle(cluster)
     assert_history_clean(cluster)
