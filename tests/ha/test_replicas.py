@@ -257,7 +257,7 @@ def test_takeover_after_the_leader_is_killed_is_within_lease_plus_retry(make_clu
 
     wait_for(lambda: None not in gauges().values(), 20, "every replica's /metrics")
     assert sorted(gauges().values()) == [0.0, 0.0, 1.0], gauges()
-    assert gauges[leader] == 1.0
+    assert gauges()[leader] == 1.0
 
 
 # ---------------------------------------------------------------------------------- the CLI
