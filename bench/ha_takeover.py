@@ -12,6 +12,7 @@ lease_duration + retry_period. docs/kubernetes.md quotes the numbers.
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
 import sys
 import tempfile
@@ -25,6 +26,8 @@ from cluster import Cluster, Timing, takeover_once, wait_for  # noqa: E402
 
 from fixtures.vault import free_port, start_bao, stop_bao  # noqa: E402
 
+SIGNALS = {"kill": signal.SIGKILL, "term": signal.SIGTERM}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -33,6 +36,7 @@ def main() -> None:
     parser.add_argument("--renew", default="2s")
     parser.add_argument("--retry", default="500ms")
     parser.add_argument("--replicas", type=int, default=3)
+    parser.add_argument("--signal", choices=["kill", "term"], default="kill")
     args = parser.parse_args()
     timing = Timing(
         lease=args.lease,
@@ -55,7 +59,7 @@ def main() -> None:
         try:
             wait_for(lambda: cluster.completed() >= 1, 60, "the initial rotation", every=0.2)
             for n in range(1, args.kills + 1):
-                held, acted = takeover_once(cluster)
+                held, acted = takeover_once(cluster, SIGNALS[args.signal])
                 rows.append((n, held, acted))
                 print(f"kill {n:>2}: lease taken after {held:6.2f}s, acting after {acted:6.2f}s")
         finally:
@@ -65,7 +69,8 @@ def main() -> None:
     print()
     print(
         f"lease_duration={args.lease} renew_deadline={args.renew} retry_period={args.retry}, "
-        f"{args.replicas} replicas, {len(rows)} kills; bound lease+retry = {bound:.2f}s"
+        f"{args.replicas} replicas, {len(rows)} SIG{args.signal.upper()}s; "
+        f"bound lease+retry = {bound:.2f}s"
     )
     print("| measure | median (s) | max (s) | min (s) |")
     print("|---|---|---|---|")

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "ha")]
@@ -47,7 +48,14 @@ def reconciles(cluster: Cluster) -> int:
     )
 
 
-def measure(cluster: Cluster, seconds: float) -> tuple[Counter[str], int, int, float]:
+class Phase(NamedTuple):
+    counts: Counter[str]
+    reconciles: int
+    rotations: int
+    seconds: float
+
+
+def measure(cluster: Cluster, seconds: float) -> Phase:
     """Requests by kind, reconciles and completed rotations during a window of `seconds`."""
     before, rec0, done0 = Counter(cluster.proxy.counts), reconciles(cluster), cluster.completed()
     started = time.monotonic()
@@ -57,7 +65,7 @@ def measure(cluster: Cluster, seconds: float) -> tuple[Counter[str], int, int, f
     elapsed = time.monotonic() - started
     counts = Counter(cluster.proxy.counts)
     counts.subtract(before)
-    return +counts, reconciles(cluster) - rec0, cluster.completed() - done0, elapsed
+    return Phase(+counts, reconciles(cluster) - rec0, cluster.completed() - done0, elapsed)
 
 
 def phase(bao, timing: Timing, replicas: int, seconds: float, tmp: Path):
@@ -98,15 +106,19 @@ def main() -> None:
         bao = start_bao(Path(home))
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                quiet, q_rec, _, q_s = phase(bao, quiet_t, args.replicas, args.quiet_s, Path(tmp))
+                quiet_phase = phase(bao, quiet_t, args.replicas, args.quiet_s, Path(tmp))
             with tempfile.TemporaryDirectory() as tmp:
-                busy, b_rec, rotations, b_s = phase(
-                    bao, base, args.replicas, args.rotating_s, Path(tmp)
-                )
+                busy_phase = phase(bao, base, args.replicas, args.rotating_s, Path(tmp))
         finally:
             stop_bao(bao)
+    report(args, base, quiet_phase, busy_phase)
 
+
+def report(args: argparse.Namespace, base: Timing, quiet_phase: Phase, busy_phase: Phase) -> None:
+    quiet, q_rec, _, q_s = quiet_phase
+    busy, b_rec, rotations, b_s = busy_phase
     retry_s = base.retry_s
+    periods = q_s / retry_s
     print(
         f"{args.replicas} replicas, 1 account, 1 key; lease {base.lease} / renew {base.renew} "
         f"/ retry {base.retry}, reconcile every {base.reconcile}"
@@ -120,55 +132,56 @@ def main() -> None:
         b_s,
     )
 
-    lease_quiet = sum(n for k, n in quiet.items() if k.endswith(" lease"))
-    lease_per_retry = lease_quiet / (q_s / retry_s)  # all replicas, one account
-    reconcile_quiet = sum(n for k, n in quiet.items() if not k.endswith((" lease", " intent")))
-    per_reconcile = reconcile_quiet / q_rec if q_rec else float("nan")
-    keyed = sum(n for k, n in quiet.items() if k.endswith((" state", " consumer")))
-    per_key_reconcile = keyed / q_rec if q_rec else float("nan")
-    extra: Counter[str] = Counter()
-    for kind in set(busy) | set(quiet):
-        extra[kind] = busy[kind] - quiet[kind] * (b_s / q_s)
-    lease_per_rotation = (
-        sum(v for k, v in extra.items() if k.endswith(" lease")) / rotations
-        if rotations
-        else float("nan")
-    )
-    all_per_rotation = sum(extra.values()) / rotations if rotations else float("nan")
+    def steady(suffix: str) -> float:
+        """Requests of one record kind per retry period (all replicas, one account)."""
+        return sum(n for k, n in quiet.items() if k.endswith(suffix)) / periods
 
-    rot_per_h = args.keys / ROTATION_PERIOD_H
-    lease_h = lease_per_retry * (3600 / DEFAULT_RETRY_S) * args.accounts
-    fence_h = lease_per_rotation * rot_per_h
+    lease_period, intent_period = steady(" lease"), steady(" intent")
+    snapshot_reads = quiet["read snapshot"] / periods
+    snapshot_writes = quiet["write snapshot"] / q_rec if q_rec else 0.0
+    per_key_reconcile = (quiet["read state"] + quiet["read consumer"]) / q_rec if q_rec else 0.0
+    extra = {k: busy[k] - quiet[k] * (b_s / q_s) for k in set(busy) | set(quiet)}
+    fence_per_rotation = extra.get("read lease", 0.0) / rotations if rotations else float("nan")
+    all_per_rotation = sum(extra.values()) / rotations if rotations else float("nan")
+    print(
+        f"\nmeasured: per retry period (all {args.replicas} replicas, one account): "
+        f"{lease_period:.2f} lease, {intent_period:.2f} intent-queue and {snapshot_reads:.2f} "
+        f"snapshot requests; per reconcile: {snapshot_writes:.2f} snapshot writes, "
+        f"{per_key_reconcile:.2f} key-record reads per key"
+    )
+    print(
+        f"measured: per rotation, beyond the steady rate: {fence_per_rotation:.1f} lease reads "
+        f"(the fences), {all_per_rotation:.1f} Vault requests in all"
+    )
+
+    periods_h = 3600 / DEFAULT_RETRY_S
     reconciles_h = 3600 / DEFAULT_RECONCILE_S
+    rot_per_h = args.keys / ROTATION_PERIOD_H
+    lease_h = lease_period * periods_h * args.accounts
+    fence_h = fence_per_rotation * rot_per_h
+    other_h = (intent_period + snapshot_reads) * periods_h * args.accounts
+    other_h += snapshot_writes * reconciles_h * args.accounts
     reconcile_h = per_key_reconcile * args.keys * reconciles_h
-    print("\nper rotation (rotating minus the quiet rate):")
-    print(
-        f"  all Vault requests: {all_per_rotation:.1f}; lease requests (fences, renewals "
-        f"beyond the steady rate): {lease_per_rotation:.1f}"
-    )
-    print(
-        f"steady leader election: {lease_per_retry:.2f} lease requests per retry period "
-        f"({args.replicas} replicas, one account)"
-    )
-    print(
-        f"reconcile: {per_reconcile:.1f} Vault requests per reconcile, of them "
-        f"{per_key_reconcile:.1f} per key (state + consumer records)"
-    )
     print(
         f"\nper hour at {args.keys} keys over {args.accounts} accounts, {args.replicas} "
-        f"replicas, defaults (retry 15s, reconcile 10 min, a rotation per key every 76 d):"
+        "replicas, defaults (retry 15s, reconcile 10 min, a rotation per key every 76 d):"
     )
     print("| what | Vault requests per hour |")
     print("|---|---|")
-    print(f"| leases (renewals and candidates' reads) | {lease_h:,.0f} |")
-    print(f"| fences ({rot_per_h:.1f} rotations/h x {lease_per_rotation:.1f}) | {fence_h:,.0f} |")
+    print(f"| leases: renewals and candidates' reads | {lease_h:,.0f} |")
+    print(f"| fences: {rot_per_h:.1f} rotations/h x {fence_per_rotation:.1f} | {fence_h:,.0f} |")
+    print(f"| intent queue polls and follower snapshots | {other_h:,.0f} |")
     print(
-        f"| today's reconciles ({per_key_reconcile:.1f} per key x {args.keys} keys x "
-        f"{reconciles_h:.0f}/h) | {reconcile_h:,.0f} |"
+        f"| reconciles by the lease holder: {per_key_reconcile:.2f}/key x {args.keys} keys x "
+        f"{reconciles_h:.0f}/h | {reconcile_h:,.0f} |"
+    )
+    print(
+        f"| reconciles before leases (every replica reconciled) | "
+        f"{reconcile_h * args.replicas:,.0f} |"
     )
     if reconcile_h:
         print(
-            f"| leases + fences as a share of reconciles | "
+            f"| leases + fences / reconciles (holder only) | "
             f"{(lease_h + fence_h) / reconcile_h:.1%} |"
         )
 

@@ -98,6 +98,15 @@ class SimProcess:
         self.p.wait(5)
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A loopback server whose callers may be SIGKILLed mid-request: no traceback on stderr."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        del request, client_address
+
+
 # ------------------------------------------------------------------------------ vault proxy
 @dataclass
 class Hold:
@@ -159,8 +168,7 @@ class VaultProxy:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 del format, args
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         host, port = self.server.server_address[:2]
         self.url = f"http://{host!s}:{port}"
@@ -204,6 +212,7 @@ _KINDS = (
     ("/state/", "state"),
     ("/keys/", "consumer"),
     ("/accounts/", "account"),
+    ("/snapshots/", "snapshot"),
 )
 
 
@@ -244,8 +253,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 del format, args
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         host, port = self.server.server_address[:2]
         self.url = f"http://{host!s}:{port}/notify"
@@ -572,16 +580,15 @@ def replica_logs(cluster: Cluster) -> str:
 SLACK_S = 2.5  # two busy cores: process scheduling, Vault round trips
 
 
-def takeover_once(cluster: Cluster) -> tuple[float, float]:
-    """SIGKILL the lease holder; seconds until another replica holds the lease, and until it
-    acts as leader (its rotator_leader gauge is 1 and it has renewed the lease once)."""
+def takeover_once(cluster: Cluster, sig: int = signal.SIGKILL) -> tuple[float, float]:
+    """SIGKILL (or `sig`) the lease holder; seconds until another replica holds the lease, and
+    until it acts as leader (its rotator_leader gauge is 1 and it has renewed the lease once)."""
     old = wait_for(cluster.holder_pid, 30, "a lease holder", every=0.1)
     victim = cluster.by_pid(old)
     assert victim is not None, f"the lease holder pid {old} is none of the replicas"
     wait_for(lambda: victim.metric("rotator_leader", 'account="main"') == 1.0, 10, "leader gauge")
     killed = time.monotonic()
-    victim.signal(signal.SIGKILL)
-    victim.p.wait(5)
+    victim.signal(sig)
     bound = cluster.timing.lease_s + cluster.timing.retry_s + SLACK_S
     new = wait_for(
         lambda: (pid := cluster.holder_pid()) not in (None, old) and pid,
@@ -603,6 +610,7 @@ def takeover_once(cluster: Cluster) -> tuple[float, float]:
         every=0.02,
     )
     acted = time.monotonic() - killed
+    victim.p.wait(30)
     cluster.start_replica()
     return held, acted
 
