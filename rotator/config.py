@@ -32,7 +32,7 @@ from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
 from rotator.model import KeySpec, Permissions, normalize_permissions
 from rotator.policy import RotationPolicy
-from rotator.rotation import ManagedAccount, ManagedKey
+from rotator.rotation import AckMode, AckPolicy, ManagedAccount, ManagedKey
 
 DEFAULT_CONFIG_PATH = Path("/etc/rotator/rotator.toml")
 CONFIG_ENV = "ROTATOR_CONFIG"
@@ -248,6 +248,17 @@ class WebhookHook(_Model):
 Hook = Annotated[FileHook | CommandHook | WebhookHook, Field(discriminator="type")]
 
 
+class AckConfig(_Model):
+    """The bot confirms it runs on the new key before the old one is revoked."""
+
+    mode: Literal["vault", "hook"]
+    """vault: the bot writes the new key id to `<prefix>/ack/<name>` (field `api_key`); hook:
+    the key's command hooks succeeding counts as the acknowledgement."""
+    max_wait: PositiveDuration = timedelta(hours=72)
+    """After the grace period, wait at most this long for the ack, then revoke anyway (never
+    past the old key's own expiry)."""
+
+
 class KeyConfig(_Model):
     name: Name
     account: Name
@@ -260,6 +271,21 @@ class KeyConfig(_Model):
     """Where consumers read the key. Default `<prefix>/keys/<name>`."""
     policy: PolicyOverrides | None = None
     hooks: list[Hook] = []
+    ack: AckConfig | None = None
+    """Revoke the old key only once the bot acknowledged the new one (or `max_wait` passed)."""
+
+    @model_validator(mode="after")
+    def _ack_hook(self) -> KeyConfig:
+        if (
+            self.ack is not None
+            and self.ack.mode == "hook"
+            and not any(isinstance(h, CommandHook) for h in self.hooks)
+        ):
+            raise ValueError(
+                'ack mode "hook" counts a command hook\'s success: add a [[keys.hooks]] with '
+                'type = "command", or use mode = "vault"'
+            )
+        return self
 
     @field_validator("ips")
     @classmethod
@@ -456,6 +482,9 @@ class Config(_Model):
 
     def account_state_path(self, account: AccountConfig) -> str:
         return f"{self.vault.prefix}/accounts/{account.name}/state"
+
+    def ack_path(self, key: KeyConfig) -> str:
+        return f"{self.vault.prefix}/ack/{key.name}"
 
     def lease_path(self, account: AccountConfig) -> str:
         return f"{self.vault.prefix}/leases/{account.name}"
@@ -687,6 +716,9 @@ def managed_keys(cfg: Config) -> tuple[ManagedKey, ...]:
             consumer_path=cfg.vault_path(k),
             state_path=cfg.state_path(k),
             policy=rotation_policy(cfg.policy_for(k)),
+            ack=None
+            if k.ack is None
+            else AckPolicy(mode=AckMode(k.ack.mode), max_wait=k.ack.max_wait, path=cfg.ack_path(k)),
         )
         for k in cfg.keys
     )

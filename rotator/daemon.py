@@ -437,6 +437,11 @@ class Daemon:
         self.metrics.observe_state(result)
         for report in snap.keys:
             self.reports[report.name] = report
+        if snap.account.error is None:
+            # The holder's last good reconcile is the account's: a follower's
+            # rotator_last_reconcile_success_timestamp_seconds says the same as the holder's.
+            self.last_ok[account.name] = snap.written_at
+            self._set_last_reconcile_success()
         self._update_status()
 
     def _write_snapshot(self, account: _Account, result: ReconcileResult) -> None:

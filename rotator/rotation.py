@@ -17,6 +17,7 @@ created again. Two replicas never act on the same step: each side effect is prec
 from __future__ import annotations
 
 import contextlib
+import enum
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -86,6 +87,21 @@ class ManagedAccount:
     state_path: str
 
 
+class AckMode(enum.StrEnum):
+    VAULT = "vault"  # the bot writes the new key id to the key's ack record
+    HOOK = "hook"  # the key's hand-off hooks succeeding counts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckPolicy:
+    mode: AckMode
+    max_wait: timedelta  # after the grace period; never past the old key's expiry
+    path: str  # the ack record: {"api_key": <the new key id>}
+
+
+ACK_RECHECK = timedelta(minutes=5)  # how often a missing ack is looked for again
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManagedKey:
     name: str
@@ -94,6 +110,7 @@ class ManagedKey:
     consumer_path: str
     state_path: str
     policy: RotationPolicy = field(default_factory=RotationPolicy)
+    ack: AckPolicy | None = None  # revoke only once the consumer acknowledged the new key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +120,8 @@ class KeyReport:
     name: str
     account: str
     sub_uid: int
-    state: str  # idle | planned | created | verified | promoted | handed_off | failed | escalated
+    state: str  # idle | planned | created | verified | promoted | handed_off | awaiting_ack |
+    #              failed | escalated
     key_id: str | None = None  # active key id (callers shorten it; never logged in full)
     expires_at: datetime | None = None
     renewal_at: datetime | None = None
@@ -504,9 +522,14 @@ class Engine:
             ) from None
         self._last[key.name] = (state, record.version)
         if ctx is not None:
-            refs = (state.active, state.previous, state.rotation and state.rotation.pending)
-            ctx.known.update(ref.key_id for ref in refs if ref)
+            self._remember_refs(state, ctx)
         return state, record.version
+
+    @staticmethod
+    def _remember_refs(state: KeyState, ctx: _Ctx) -> None:
+        """Key ids a state record refers to: not orphans."""
+        refs = (state.active, state.previous, state.rotation and state.rotation.pending)
+        ctx.known.update(ref.key_id for ref in refs if ref)
 
     def _expiry_of_active(
         self, key: ManagedKey, state: KeyState, ctx: _Ctx
@@ -531,11 +554,17 @@ class Engine:
     def _reconcile_key(self, key: ManagedKey, ctx: _Ctx, *, act: bool) -> KeyReport:
         completed = False
         attempted = False
-        for _ in range(MAX_STEPS_PER_RUN):
+        for round_no in range(MAX_STEPS_PER_RUN):
             if self.should_stop():
                 break
             now = self.clock.now()
-            state, version = self._read_state(key, ctx)
+            if round_no == 0 or key.name not in self._last:
+                state, version = self._read_state(key, ctx)
+            else:
+                # What our own last check-and-set wrote: if anyone wrote since, the next write
+                # of this run fails and the run stops, so no re-read is needed to be safe.
+                state, version = self._last[key.name]
+                self._remember_refs(state, ctx)
             expiry, listed = self._expiry_of_active(key, state, ctx)
             rot = state.rotation
             if rot is None:
@@ -566,7 +595,7 @@ class Engine:
                 return self._inflight_report(key, state, expiry, now)
             if rot.next_try is not None and now < rot.next_try and key.name not in ctx.force:
                 return self._inflight_report(key, state, expiry, now)
-            if self._claimed_by_other(ctx, state, now):
+            if self._claimed_by_other(ctx, key, state, now):
                 return self._inflight_report(
                     key, state, expiry, now, note=f"step claimed by replica {rot.claimed_by}"
                 )
@@ -631,7 +660,30 @@ class Engine:
             report = self._record_failure(key, state, unexpected, expiry, deadline)
             raise _Stop(replace(report, failure="bug")) from None
 
-    def _claimed_by_other(self, ctx: _Ctx, state: KeyState, now: datetime) -> bool:
+    @staticmethod
+    def _token_ahead(authority: Authority, key: ManagedKey, theirs: int, ours: int) -> None:
+        """The record was written under a newer token than ours: normally another actor took the
+        account over and we are stale (LeaseLost). Only if the lease in Vault still names us with
+        our token (its history was reset by hand) do we go on, keeping the higher token. A sole
+        actor (token 0) proves nothing, so it never acts on an account run under leases."""
+        stale = LeaseLost(
+            f"state record {key.state_path} was written under fencing token {theirs}, newer "
+            f"than ours ({ours}): another actor holds the account"
+        )
+        if ours == 0:
+            raise stale
+        try:
+            authority.fence_strict()
+        except LeaseLost:
+            raise stale from None
+        log.warning(
+            "state.token_ahead",
+            state_token=theirs,
+            lease_token=ours,
+            action="the lease names this process: its history was reset; carrying on",
+        )
+
+    def _claimed_by_other(self, ctx: _Ctx, key: ManagedKey, state: KeyState, now: datetime) -> bool:
         """Whether another actor's claim on the current step must be respected.
 
         With leases, never: a record written under a newer token than ours fences *us* out
@@ -644,10 +696,7 @@ class Engine:
         if token is None:
             raise LeaseLost("this process no longer holds the account's lease")
         if state.token > token:
-            raise LeaseLost(
-                f"the state record was written under fencing token {state.token}, newer than "
-                f"ours ({token}): another actor holds the account"
-            )
+            self._token_ahead(ctx.authority, key, state.token, token)
         if token > 0 or rot is None:
             return False
         return (
@@ -714,6 +763,12 @@ class Engine:
         elif rot.step is Step.HANDED_OFF:
             if rot.grace_until is not None and now < rot.grace_until:
                 raise _Stop(self._inflight_report(key, state, expiry, now))
+            if self._ack_arrived(key, state):
+                self._write(key, state.with_rotation(replace(rot, acked_at=now)), version)
+                return False  # re-read: the next round revokes
+            ack_until = self._ack_deadline(key, state, now)
+            if ack_until is not None:
+                raise _Stop(self._awaiting_ack_report(key, state, expiry, now, ack_until))
             self._revoke(key, ctx, state, version)
             return True
         return False
@@ -984,6 +1039,9 @@ class Engine:
                     step=Step.HANDED_OFF,
                     grace_until=until,
                     handoff_forced=forced,
+                    acked_at=self.clock.now()
+                    if key.ack is not None and key.ack.mode is AckMode.HOOK and not forced
+                    else None,
                     attempts=0,
                     failures=0,
                     next_try=None,
@@ -993,6 +1051,61 @@ class Engine:
             version,
         )
         log.info("rotation.handed_off", rotation_id=rot.id, revoke_after=until.isoformat())
+
+    def _ack_arrived(self, key: ManagedKey, state: KeyState) -> bool:
+        """The bot wrote the NEW key's id to the key's ack record (and it is not recorded yet)."""
+        rot, active = state.rotation, state.active
+        if key.ack is None or key.ack.mode is not AckMode.VAULT or rot is None or active is None:
+            return False
+        if rot.acked_at is not None or state.previous is None:
+            return False
+        record = self.store.read(key.ack.path)
+        if record is None or record.data.get("api_key") != active.key_id:
+            return False
+        log.info("ack.received", key_fp=fingerprint(active.key_id), via="vault")
+        return True
+
+    @staticmethod
+    def _ack_deadline(key: ManagedKey, state: KeyState, now: datetime) -> datetime | None:
+        """Until when the revoke waits for the consumer's acknowledgement; None: go ahead."""
+        rot, previous, active = state.rotation, state.previous, state.active
+        if key.ack is None or rot is None or previous is None or active is None:
+            return None
+        if rot.acked_at is not None:
+            return None
+        start = rot.grace_until or now
+        until = start + key.ack.max_wait
+        if previous.expires_at is not None:
+            until = min(until, previous.expires_at)
+        if now >= until:
+            log.warning(
+                "ack.missing",
+                key_fp=fingerprint(active.key_id),
+                action="revoking the old key without an acknowledgement (ack max_wait over)",
+            )
+            return None
+        return until
+
+    def _awaiting_ack_report(
+        self,
+        key: ManagedKey,
+        state: KeyState,
+        expiry: datetime | None,
+        now: datetime,
+        until: datetime,
+    ) -> KeyReport:
+        report = self._inflight_report(key, state, expiry, now)
+        return replace(
+            report,
+            state="awaiting_ack",
+            next_action="revoke old key",
+            next_at=min(until, now + ACK_RECHECK),
+            reason=(
+                f"waiting for the consumer to acknowledge the new key (ack "
+                f"{key.ack.mode.value if key.ack else '-'}); the old key is revoked anyway at "
+                f"{until:%Y-%m-%d %H:%M}Z"
+            ),
+        )
 
     def _revoke(self, key: ManagedKey, ctx: _Ctx, state: KeyState, version: int) -> None:
         rot = state.rotation
@@ -1039,11 +1152,8 @@ class Engine:
         authority.fence()
         token = authority.token or 0
         if state.token > token:
-            raise LeaseLost(
-                f"state record {key.state_path} was written under a newer fencing token "
-                f"({state.token} > {token})"
-            )
-        stamped = replace(state, token=token)
+            self._token_ahead(authority, key, state.token, token)
+        stamped = replace(state, token=max(token, state.token))
         new_version = self.store.write(key.state_path, stamped.to_record(), cas=version)
         self._last[key.name] = (stamped, new_version)
         return new_version
@@ -1206,6 +1316,15 @@ class Engine:
         )
         if rot.step is Step.HANDED_OFF and not rot.last_error:
             reason = "grace period for consumers of the old key"
+            if (
+                key.ack is not None
+                and rot.acked_at is None
+                and state.previous is not None
+                and rot.grace_until is not None
+                and now >= rot.grace_until
+            ):
+                state_name = "awaiting_ack"
+                reason = "waiting for the consumer to acknowledge the new key"
         return self._report(
             key,
             state,

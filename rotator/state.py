@@ -155,6 +155,7 @@ class Rotation:
     claimed_at: datetime | None = None
     grace_until: datetime | None = None  # HANDED_OFF: revoke the old key from then on
     handoff_forced: bool = False  # hand-off skipped because the old key's expiry forced it
+    acked_at: datetime | None = None  # the consumer acknowledged the new key (ack policy)
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -172,6 +173,7 @@ class Rotation:
             "claimed_at": _ts(self.claimed_at),
             "grace_until": _ts(self.grace_until),
             "handoff_forced": self.handoff_forced,
+            "acked_at": _ts(self.acked_at),
         }
 
     @classmethod
@@ -198,6 +200,7 @@ class Rotation:
             claimed_at=_dt(d.get("claimed_at"), f"{what}.claimed_at"),
             grace_until=_dt(d.get("grace_until"), f"{what}.grace_until"),
             handoff_forced=bool(d.get("handoff_forced", False)),
+            acked_at=_dt(d.get("acked_at"), f"{what}.acked_at"),
         )
 
     def note(self, key_name: str) -> str:

@@ -30,6 +30,7 @@ KEY_STATES = (
     "verified",  # new key checked against the spec
     "promoted",  # consumers read the new key
     "handed_off",  # hooks done; waiting out the grace period, then revoking the old key
+    "awaiting_ack",  # grace over; the old key waits for the consumer's acknowledgement
     "failed",  # the last attempt failed; retrying with backoff
     "escalated",  # will not make it before expiry without a human
 )

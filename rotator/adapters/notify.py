@@ -48,6 +48,7 @@ QUEUE_SIZE = 1000
 class Kind(StrEnum):
     ROTATION_COMPLETED = "rotation_completed"
     ROTATION_FAILING = "rotation_failing"
+    ACK_MISSING = "ack_missing"
     KEY_ESCALATED = "key_escalated"
     PASSWORD_CHANGE = "password_change_detected"  # noqa: S105 (a kind name, not a password)
     MASTER_EXPIRING = "master_key_expiring"
@@ -58,6 +59,7 @@ class Kind(StrEnum):
 SEVERITY = {
     Kind.ROTATION_COMPLETED: "info",
     Kind.ROTATION_FAILING: "warning",
+    Kind.ACK_MISSING: "warning",
     Kind.KEY_ESCALATED: "critical",
     Kind.PASSWORD_CHANGE: "critical",
     Kind.MASTER_EXPIRING: "warning",
@@ -380,6 +382,17 @@ class Notifier:
                         text=f"{where} expires {expires or '?'} and its rotation has not "
                         f"succeeded: {k.last_error or k.reason}. See docs/runbook.md.",
                         fields={**base, "expires_at": expires, "error": k.last_error},
+                    )
+                )
+            elif k.state == "awaiting_ack":
+                out.append(
+                    Notice(
+                        kind=Kind.ACK_MISSING,
+                        subject=k.name,
+                        title=f"{k.name}: the bot has not confirmed the new key",
+                        text=f"{where}: {k.reason}. Check that the bot reloaded its key "
+                        "(docs/runbook.md, RotatorAckMissing).",
+                        fields={**base, "revoke_at": k.next_at.isoformat() if k.next_at else None},
                     )
                 )
             elif k.failure is not None or (k.state == "failed" and k.last_error):

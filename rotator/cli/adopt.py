@@ -12,15 +12,19 @@ from pathlib import Path
 
 import click
 
+from rotator.cli.acting import carry_out
 from rotator.cli.common import EXIT_OK, config_option, fail_usage, load_config
 from rotator.cli.output import (
+    fail_runtime,
     fmt_relative,
     fmt_time,
     known_keys,
     open_runtime,
     setup_cli_logging,
     verbose_option,
+    who_asks,
 )
+from rotator.intents import Intent, IntentKind, IntentStatus
 from rotator.model import Secret, fingerprint, short_key_id
 
 
@@ -81,8 +85,17 @@ def command(
     del value
     vault_path = cfg.vault_path(cfg.key(name))
     with open_runtime(cfg) as runtime:
-        report = runtime.engine.adopt(name, key_id, secret)
+        intent = Intent.new(
+            IntentKind.ADOPT,
+            {"key": name, "key_id": key_id, "secret": secret.reveal()},
+            now=runtime.clock.now(),
+            by=who_asks(),
+        )
+        done = carry_out(cfg, runtime, cfg.key(name).account, intent, show=click.echo)
         now = runtime.clock.now()
+    if done.status is IntentStatus.FAILED or not done.reports:
+        fail_runtime(done.error or f"{name}: the key was not adopted")
+    report = done.reports[0]
     click.echo(
         f"adopted {short_key_id(key_id)} (fp {fingerprint(key_id)}) as {name}: verified on Bybit "
         f"and stored at Vault {cfg.vault.mount}/{vault_path}"

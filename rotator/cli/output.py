@@ -7,8 +7,11 @@ Exit codes (rotator.cli): 0 ok, 1 runtime failure (Vault or Bybit unreachable, a
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager, suppress
@@ -27,6 +30,15 @@ from rotator.errors import ConfigError, RotatorError
 from rotator.rotation import AccountReport, KeyReport
 
 # ------------------------------------------------------------------------------ errors
+
+
+def who_asks() -> str:
+    """Who runs this command, for the intents a daemon carries out (logs, `status`)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user with no passwd entry
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}:{os.getpid()}"
 
 
 def fail_runtime(message: str) -> NoReturn:

@@ -10,10 +10,12 @@ from datetime import datetime
 
 import click
 
+from rotator.cli.acting import carry_out
 from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, fail_usage, load_config
 from rotator.cli.output import (
     engine_steps,
     explain,
+    fail_runtime,
     fmt_relative,
     fmt_time,
     key_health,
@@ -22,12 +24,14 @@ from rotator.cli.output import (
     print_table,
     setup_cli_logging,
     verbose_option,
+    who_asks,
 )
 from rotator.cli.rotate import describe_outcome
-from rotator.rotation import ReconcileResult
+from rotator.intents import Intent, IntentKind, IntentStatus
+from rotator.rotation import KeyReport
 
 
-def _print_due(result: ReconcileResult, now: datetime) -> None:
+def _print_due(result: tuple[KeyReport, ...], now: datetime) -> None:
     rows = [
         [
             k.name,
@@ -36,7 +40,7 @@ def _print_due(result: ReconcileResult, now: datetime) -> None:
             fmt_time(k.expires_at),
             explain(k.reason),
         ]
-        for k in result.keys
+        for k in result
     ]
     click.echo("the next reconcile (the daemon, or rotator rotate NAME) will:")
     print_table(["KEY", "ACTION", "WHEN", "KEY DIES", "WHY"], rows)
@@ -81,7 +85,21 @@ def command(
         at = parse_when(at_text, now)
         if at > now:
             fail_usage(f"--at {at_text}: a password change is recorded after it happened")
-        runtime.engine.declare_password_change(account_name, at)
+        intent = Intent.new(
+            IntentKind.PASSWORD_CHANGED,
+            {"at": at.isoformat(), "rotate_now": rotate_now, "keys": names},
+            now=now,
+            by=who_asks(),
+        )
+
+        def show(key: str | None, line: str) -> None:
+            click.echo(f"  {key or '-'}: {line}")
+
+        with engine_steps(show):
+            done = carry_out(cfg, runtime, account_name, intent, show=lambda line: show(None, line))
+        if done.status is IntentStatus.FAILED:
+            fail_runtime(done.error or "the password change was not recorded")
+        result = done.reports
         dies = at + grace
         click.echo(
             f"recorded: the password of account {account_name} changed {fmt_time(at)}; every "
@@ -90,24 +108,17 @@ def command(
         )
         ok = True
         if names and rotate_now:
-            click.echo(f"rotating {', '.join(names)} now")
-
-            def show(key: str | None, line: str) -> None:
-                click.echo(f"  {key or '-'}: {line}")
-
-            with engine_steps(show):
-                result = runtime.engine.reconcile(only=names)
+            click.echo(f"rotated {', '.join(names)}:")
             after = runtime.clock.now()
-            for report in result.keys:
+            for report in result:
                 message, good = describe_outcome(
                     report, cfg.vault_path(cfg.key(report.name)), after
                 )
                 click.echo(message)
                 ok = ok and good
         elif names:
-            result = runtime.engine.inspect(only=names)
             _print_due(result, now)
-            ok = not any(key_health(k, now) in ("failing", "escalated") for k in result.keys)
+            ok = not any(key_health(k, now) in ("failing", "escalated") for k in result)
             click.echo(
                 "rotate them now: rotator password-changed ... --rotate-now, or rotator "
                 "rotate NAME for each"

@@ -1,6 +1,7 @@
 """`rotator rotate NAME [--force]`: rotate one key now, through the same protocol and fences as the
-daemon (`Engine.reconcile(only=..., force=...)`), so it is safe while the daemon runs: every step
-is claimed with a check-and-set write, and the loser of a race backs off.
+daemon. It never races the daemon: with a daemon holding the account's lease the request is queued
+in Vault and the daemon carries it out (this command waits and prints the outcome); with none, the
+command takes the lease itself for its duration (rotator/cli/acting.py).
 
 Without --force a key that is not due is left alone (exit 0, with when it will be due); a rotation
 in flight is moved on at once, skipping the backoff after a failure (never a grace period, never a
@@ -14,10 +15,12 @@ from datetime import datetime
 
 import click
 
+from rotator.cli.acting import carry_out
 from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, load_config
 from rotator.cli.output import (
     engine_steps,
     explain,
+    fail_runtime,
     fmt_relative,
     fmt_time,
     key_health,
@@ -25,7 +28,9 @@ from rotator.cli.output import (
     open_runtime,
     setup_cli_logging,
     verbose_option,
+    who_asks,
 )
+from rotator.intents import Intent, IntentKind, IntentStatus
 from rotator.model import short_key_id
 from rotator.rotation import KeyReport
 
@@ -107,12 +112,19 @@ def command(name: str, force: bool, config_path: str, verbose: bool) -> None:
         def show(_key: str | None, line: str) -> None:
             click.echo(f"  {line}")
 
+        key = cfg.key(name)
+        intent = Intent.new(
+            IntentKind.ROTATE,
+            {"key": name, "force": force or retry_now},
+            now=runtime.clock.now(),
+            by=who_asks(),
+        )
         with engine_steps(show):
-            result = runtime.engine.reconcile(
-                only={name}, force={name} if force or retry_now else ()
-            )
+            done = carry_out(cfg, runtime, key.account, intent, show=lambda line: show(None, line))
         now = runtime.clock.now()
-    report = result.keys[0]
+    if done.status is IntentStatus.FAILED or not done.reports:
+        fail_runtime(done.error or f"{name}: the rotation did not run")
+    report = done.reports[0]
     message, ok = describe_outcome(report, vault_path, now)
     click.echo(message)
     sys.exit(EXIT_OK if ok else EXIT_FAILURE)

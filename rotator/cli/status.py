@@ -1,5 +1,10 @@
-"""`rotator status [NAME...] [--json]`: every managed key as Bybit and Vault see it, and what the
-daemon will do next and why. Read-only (`Engine.inspect`).
+"""`rotator status [NAME...] [--json] [--live]`: every managed key, and what the daemon will do
+next and why. Read-only.
+
+By default it reads what the service last recorded: each account's snapshot in Vault, written by
+the account's lease holder after every full reconcile (no Bybit call, fast at any scale), and says
+how old it is. An account with no snapshot (no daemon has run), or `--live`, is swept now
+(`Engine.inspect`: Bybit's listings and Vault's records).
 
 Exit 0 when every key is healthy; 1 when a key is failing, escalated or expired, or its account
 could not be read; 2 for usage and config errors.
@@ -9,11 +14,13 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import click
 
+from rotator import wiring
 from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, load_config
 from rotator.cli.output import (
     HEALTHY,
@@ -26,11 +33,16 @@ from rotator.cli.output import (
     key_health,
     known_keys,
     open_runtime,
+    ping_bybit,
+    ping_vault,
     print_table,
     setup_cli_logging,
     verbose_option,
 )
+from rotator.config import Config
+from rotator.errors import RotatorError
 from rotator.model import fingerprint, short_key_id
+from rotator.reports import Snapshot
 from rotator.rotation import AccountReport, KeyReport, ReconcileResult
 
 SCHEMA_VERSION = 1
@@ -70,21 +82,113 @@ def account_json(report: AccountReport) -> dict[str, Any]:
     }
 
 
-def status_json(result: ReconcileResult, now: datetime) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where one account's rows come from: the holder's snapshot (with its age), or a sweep."""
+
+    account: str
+    kind: str  # snapshot | live
+    written_at: datetime | None = None
+    holder: str | None = None
+    stale: bool = False  # older than 3 reconcile intervals: is the service running?
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "kind": self.kind,
+            "written_at": iso(self.written_at),
+            "holder": self.holder,
+            "stale": self.stale,
+        }
+
+
+def status_json(
+    result: ReconcileResult, now: datetime, sources: tuple[Source, ...] = ()
+) -> dict[str, Any]:
     keys = [key_json(k, now) for k in result.keys]
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": iso(now),
-        "healthy": is_healthy(result, now),
+        "healthy": is_healthy(result, now, sources),
+        "sources": [s.to_json() for s in sources],
         "accounts": [account_json(a) for a in result.accounts],
         "keys": keys,
     }
 
 
-def is_healthy(result: ReconcileResult, now: datetime) -> bool:
-    return not account_errors(result.accounts) and all(
-        key_health(k, now) in HEALTHY for k in result.keys
+def is_healthy(result: ReconcileResult, now: datetime, sources: tuple[Source, ...] = ()) -> bool:
+    return (
+        not account_errors(result.accounts)
+        and all(key_health(k, now) in HEALTHY for k in result.keys)
+        and not any(s.stale for s in sources)
     )
+
+
+def gather(
+    cfg: Config, runtime: wiring.Runtime, only: set[str] | None, *, live: bool
+) -> tuple[ReconcileResult, tuple[Source, ...]]:
+    """Snapshots where the service wrote them (unless `live`); a sweep for the rest."""
+    now = runtime.clock.now()
+    stale_after = cfg.policy.reconcile_interval * 3
+    keys: list[KeyReport] = []
+    accounts: list[AccountReport] = []
+    sources: list[Source] = []
+    to_sweep: list[str] = []
+    for acfg in cfg.accounts:
+        names = {k.name for k in cfg.keys if k.account == acfg.name}
+        if only is not None and not names & only:
+            continue
+        snap = None if live else _snapshot(runtime, cfg.snapshot_path(acfg))
+        if snap is None:
+            to_sweep.append(acfg.name)
+            continue
+        keys.extend(k for k in snap.keys if only is None or k.name in only)
+        accounts.append(snap.account)
+        sources.append(
+            Source(
+                account=acfg.name,
+                kind="snapshot",
+                written_at=snap.written_at,
+                holder=snap.holder,
+                stale=now - snap.written_at > stale_after,
+            )
+        )
+    if to_sweep:
+        ping_bybit(runtime)
+        wanted = {k.name for k in cfg.keys if k.account in to_sweep}
+        swept = runtime.engine.inspect(only=wanted if only is None else wanted & only)
+        keys.extend(swept.keys)
+        accounts.extend(swept.accounts)
+        sources.extend(Source(account=name, kind="live") for name in to_sweep)
+    order = {k.name: i for i, k in enumerate(cfg.keys)}
+    keys.sort(key=lambda k: order.get(k.name, len(order)))
+    result = ReconcileResult(
+        started_at=now, finished_at=runtime.clock.now(), keys=tuple(keys), accounts=tuple(accounts)
+    )
+    return result, tuple(sources)
+
+
+def _snapshot(runtime: wiring.Runtime, path: str) -> Snapshot | None:
+    try:
+        current = runtime.store.read(path)
+        return None if current is None else Snapshot.from_record(current.data, path)
+    except RotatorError:
+        return None  # unreadable: sweep instead
+
+
+def print_sources(sources: tuple[Source, ...], now: datetime) -> None:
+    for source in sources:
+        if source.kind != "snapshot" or source.written_at is None:
+            continue
+        line = (
+            f"account {source.account}: as recorded by the service ({source.holder}) "
+            f"{fmt_relative(source.written_at, now)}"
+        )
+        if source.stale:
+            line += (
+                "; that is OLD: is `rotator run` running? `rotator status --live` sweeps Bybit now"
+            )
+        click.echo(line)
 
 
 def print_status(result: ReconcileResult, now: datetime) -> None:
@@ -150,9 +254,16 @@ def print_status(result: ReconcileResult, now: datetime) -> None:
 @click.command("status")
 @click.argument("names", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/cli.md).")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Sweep Bybit and Vault now instead of reading the service's last snapshot.",
+)
 @config_option
 @verbose_option
-def command(names: tuple[str, ...], as_json: bool, config_path: str, verbose: bool) -> None:
+def command(
+    names: tuple[str, ...], as_json: bool, live: bool, config_path: str, verbose: bool
+) -> None:
     """Show every key (or the NAMEs): expiry, state, the next action, when, and why.
 
     Exit 0 when all are healthy, 1 when any is failing, escalated or expired.
@@ -160,11 +271,13 @@ def command(names: tuple[str, ...], as_json: bool, config_path: str, verbose: bo
     cfg = load_config(config_path)
     setup_cli_logging(cfg, verbose=verbose)
     only = known_keys(cfg, names) or None
-    with open_runtime(cfg) as runtime:
-        result = runtime.engine.inspect(only=only)
+    with open_runtime(cfg, preflight=False) as runtime:
+        ping_vault(runtime)  # Bybit is pinged only if some account is swept
+        result, sources = gather(cfg, runtime, set(only) if only else None, live=live)
         now = runtime.clock.now()
     if as_json:
-        click.echo(json.dumps(status_json(result, now), indent=2))
+        click.echo(json.dumps(status_json(result, now, sources), indent=2))
     else:
         print_status(result, now)
-    sys.exit(EXIT_OK if is_healthy(result, now) else EXIT_FAILURE)
+        print_sources(sources, now)
+    sys.exit(EXIT_OK if is_healthy(result, now, sources) else EXIT_FAILURE)

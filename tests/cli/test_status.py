@@ -57,7 +57,10 @@ def test_json_schema(cli: Cli):
     doc = json.loads(result.stdout)
     assert doc["schema_version"] == 1
     assert doc["healthy"] is True
-    assert set(doc) == {"schema_version", "generated_at", "healthy", "accounts", "keys"}
+    assert set(doc) == {"schema_version", "generated_at", "healthy", "sources", "accounts", "keys"}
+    assert doc["sources"] == [
+        {"account": "main", "kind": "live", "written_at": None, "holder": None, "stale": False}
+    ]
     assert doc["accounts"][0]["name"] == "main"
     assert doc["accounts"][0]["master_ok"] is True
     keys = {k["name"]: k for k in doc["keys"]}

@@ -285,3 +285,37 @@ def test_handoff_failure_is_counted_and_retried(world, sim_clock):
     d.run_due(sim_clock.now())
     assert d.reports["bot1"].state == "idle"
     assert (out / "bot1.env").is_file()
+
+
+def test_two_replicas_one_acts_the_other_follows(world, simulator, sim_clock):
+    """Replica A holds the lease and acts; B makes no Bybit call, exports A's snapshot (same key
+    gauges, rotator_leader 0) and counts nothing; when A stops cleanly, B takes over at once."""
+    a = world["make"]()
+    b = world["make"]()
+    [result] = a.tick()
+    assert result.ok
+    assert value(a, "rotator_leader", account="main") == 1
+    calls = len(simulator.request_log)
+    assert b.tick() == []
+    assert len(simulator.request_log) == calls  # the follower read Vault only
+    assert value(b, "rotator_leader", account="main") == 0
+    for name in (
+        "rotator_key_expiry_timestamp_seconds",
+        "rotator_key_next_renewal_timestamp_seconds",
+    ):
+        assert value(b, name, **BOT1) == value(a, name, **BOT1)
+    assert value(b, "rotator_key_state", **BOT1, state="idle") == 1
+    assert value(b, "rotator_rotations_completed_total", **BOT1) in (None, 0)
+    assert value(b, "rotator_last_reconcile_success_timestamp_seconds") == value(
+        a, "rotator_last_reconcile_success_timestamp_seconds"
+    )
+    _, detail = b.ready()
+    assert detail["held_accounts"] == []
+    assert detail["leaders"]["main"] == a.identity
+
+    for lease in a.leases.values():  # what a clean stop does
+        lease.release()
+    [taken] = b.tick()
+    assert taken.ok
+    assert value(b, "rotator_leader", account="main") == 1
+    assert b.reports["bot1"].state == "idle"

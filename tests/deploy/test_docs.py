@@ -18,6 +18,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "`[[accounts]]`": config.AccountConfig,
     "`[[keys]]`": config.KeyConfig,
     "`[keys.policy]`": config.PolicyOverrides,
+    "`[keys.ack]`": config.AckConfig,
     '`[[keys.hooks]]` with `type = "file"`': config.FileHook,
     '`[[keys.hooks]]` with `type = "command"`': config.CommandHook,
     '`[[keys.hooks]]` with `type = "webhook"`': config.WebhookHook,
@@ -25,6 +26,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "`[notify]`": config.NotifyConfig,
     "`[[notify.channels]]`": config.NotifyChannel,
     "`[logging]`": config.LoggingConfig,
+    "`[leader_election]`": config.LeaderElectionConfig,
 }
 # Fields that are sub-sections, documented under their own heading.
 NESTED = {"auth"}

@@ -161,8 +161,9 @@ def test_deployment_shape(target):
     docs = render(target)
     deployment = one(docs, "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate"
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     resources = container["resources"]
@@ -225,10 +226,13 @@ def test_network_policy_allows_only_dns_vault_and_https(target):
     }
 
 
-def test_pdb_never_blocks_a_drain_of_the_singleton():
+def test_pdb_keeps_one_of_the_two_replicas():
+    """One pod may be evicted at a time (never both): with 2 replicas a drain still proceeds."""
     pdb = one(render("base"), "PodDisruptionBudget")["spec"]
-    assert pdb.get("maxUnavailable") == 1
-    assert "minAvailable" not in pdb
+    replicas = one(render("base"), "Deployment")["spec"]["replicas"]
+    assert pdb.get("minAvailable") == 1
+    assert replicas > pdb["minAvailable"]
+    assert "maxUnavailable" not in pdb
 
 
 def test_prometheusrule_is_rules_yml():

@@ -133,3 +133,24 @@ def test_install_guide_master_key_from_stdin(bao):
     bao.bao("kv", "put", path, "api_key=KEY-PLACEHOLDER", "api_secret=-", stdin="from-stdin")
     stored = json.loads(bao.bao("kv", "get", "-format=json", path))["data"]["data"]
     assert stored == {"api_key": "KEY-PLACEHOLDER", "api_secret": "from-stdin"}
+
+
+def test_bot_ack_policy_grants_only_its_own_records(bao, tmp_path):
+    """deploy/vault/bot-ack.hcl: a bot reads its consumer record and writes only its ack."""
+    name = f"bot-{uuid.uuid4().hex[:8]}"
+    text = (DEPLOY / "vault" / "bot-ack.hcl").read_text().replace("BOTNAME", "bot1")
+    path = tmp_path / f"{name}.hcl"
+    path.write_text(text)
+    bao.bao("policy", "write", name, str(path))
+    token = json.loads(
+        bao.bao("token", "create", f"-policy={name}", "-no-default-policy", "-format=json")
+    )["auth"]["client_token"]
+    assert capabilities(bao, token, "secret/data/rotator/keys/bot1") == {"read"}
+    assert capabilities(bao, token, "secret/data/rotator/ack/bot1") == {"create", "update"}
+    for other in (
+        "secret/data/rotator/keys/bot2",
+        "secret/data/rotator/ack/bot2",
+        "secret/data/rotator/state/bot1",
+        "secret/data/rotator/leases/main",
+    ):
+        assert capabilities(bao, token, other) == {"deny"}, other

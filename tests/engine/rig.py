@@ -11,7 +11,7 @@ from rotator.adapters.vault import VaultStore
 from rotator.clock import ManualClock
 from rotator.model import Credentials, KeySpec, Secret, normalize_permissions
 from rotator.policy import RotationPolicy
-from rotator.rotation import Engine, ManagedAccount, ManagedKey
+from rotator.rotation import AckPolicy, Engine, ManagedAccount, ManagedKey
 from rotator.simulator import Simulator
 from rotator.state import KeyState, parse_note
 
@@ -52,6 +52,7 @@ class Rig:
         policy: RotationPolicy | None = None,
         ips: tuple[str, ...] = (),
         read_only: bool = False,
+        ack: AckPolicy | None = None,
     ) -> ManagedKey:
         key = ManagedKey(
             name=name,
@@ -60,6 +61,7 @@ class Rig:
             consumer_path=f"{self.prefix}/keys/{name}",
             state_path=f"{self.prefix}/state/{name}",
             policy=policy or RotationPolicy(),
+            ack=ack,
         )
         self.keys.append(key)
         return key

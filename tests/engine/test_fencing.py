@@ -262,22 +262,38 @@ def test_stale_creator_creates_nothing(due: Rig):
 
 
 def test_newer_token_in_the_record_fences_an_old_holder(due: Rig):
-    """A record written under token 2 stops an actor that still believes in token 1."""
+    """B was frozen holding token t (its own clock stood still, so it still believes); C took
+    over and wrote under t+1. B wakes: the record's newer token stops it before any write."""
     rig = due
     b = Replica(rig, "b")
-    b.lease.step()  # the fixture's holder released: b takes a fresh token
-    old_token = b.lease.token
-    b.lease.release()
+    assert b.lease.step() is True
     c = Replica(rig, "c")
-    c.lease.step()
+    c.take_over()
     c.engine.reconcile()
-    assert rig.state("alpha").token == c.lease.token > old_token
-    stale = Replica(rig, "stale")
-    stale.engine.authorities = {"main": Blind(token=old_token)}
-    report = stale.engine.reconcile().keys[0]
+    state_version = rig.store.read(f"{rig.prefix}/state/alpha").version
+    assert rig.state("alpha").token == c.lease.token > b.lease.token
+    report = b.engine.reconcile().keys[0]  # b's local deadline has not passed: it tries
     assert report.failure is None
     assert "newer" in (report.reason or "")
-    assert rig.state("alpha").token == c.lease.token
+    assert rig.store.read(f"{rig.prefix}/state/alpha").version == state_version
+
+
+def test_reset_lease_history_does_not_lock_the_holder_out(due: Rig):
+    """The lease record was wiped by hand (tokens start over): the holder proven by the lease
+    in Vault carries on under the higher token the state records remember."""
+    rig = due
+    high = rig.state("alpha").token
+    rig.store.write(
+        f"{rig.prefix}/state/alpha",
+        {**rig.store.read(f"{rig.prefix}/state/alpha").data, "token": high + 50},
+        cas=rig.store.read(f"{rig.prefix}/state/alpha").version,
+    )
+    d = Replica(rig, "d")
+    assert d.lease.step() is True
+    assert d.lease.token < high + 50
+    report = d.engine.reconcile().keys[0]
+    assert report.state == "handed_off"
+    assert rig.state("alpha").token == high + 50
 
 
 def test_an_unfenced_actor_cannot_act_on_an_account_under_leases(due: Rig):
