@@ -261,7 +261,9 @@ def test_takeover_after_the_leader_is_killed_is_within_lease_plus_retry(make_clu
 
 
 # ---------------------------------------------------------------------------------- the CLI
-QUIET = Timing(lifetime="1h", renew_before="10m")  # the daemons rotate nothing on their own
+# The daemons rotate nothing on their own (due in 22 days), but a password change (keys die 7 days
+# later) makes the key due at once.
+QUIET = Timing(lifetime="30d", renew_before="8d")
 
 
 def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -291,12 +293,17 @@ def assert_clean_cli(result: subprocess.CompletedProcess[str], cluster: Cluster)
 
 @pytest.mark.timeout(90)
 def test_rotate_while_the_daemons_run_is_one_rotation(make_cluster):
-    """`rotator rotate bot --force` beside three daemons: one rotation, a clean message, exit 0."""
+    """`rotator rotate bot --force` beside three daemons: one rotation, a clean message, exit 0
+    (and without --force, a key that is not due is left alone)."""
     cluster = make_cluster(timing=QUIET)
     wait_for(lambda: cluster.completed() >= 1, 40, "the initial rotation", every=0.2)
     settle(cluster)
     wait_for(lambda: _rot(cluster.state() or {}) == {}, 20, "the initial rotation to finish")
     done, made = cluster.completed(), creates(cluster)
+    not_due = cli(cluster, "rotate", KEY_NAME)
+    assert_clean_cli(not_due, cluster)
+    assert "is not due" in not_due.stdout
+    assert (cluster.completed(), creates(cluster)) == (done, made)
     result = cli(cluster, "rotate", KEY_NAME, "--force")
     assert_clean_cli(result, cluster)
     assert KEY_NAME in result.stdout
