@@ -131,9 +131,14 @@ def interrupt(cluster: Cluster, step: str, sig: signal.Signals) -> None:
         if sig == signal.SIGSTOP:
             victim.signal(signal.SIGCONT)
     if sig == signal.SIGSTOP:
-        # Give the woken actor the chance to do damage: its next renew/act cycle, bounded.
-        size = victim.out.stat().st_size
-        wait_for(lambda: victim.out.stat().st_size > size, 10, "the woken replica to act")
+        # The woken actor runs on with stale beliefs until it learns it lost the lease: wait for
+        # that (its leader gauge drops to 0), so whatever it does meanwhile is in the history.
+        wait_for(
+            lambda: victim.metric("rotator_leader", 'account="main"') == 0.0,
+            lease_s + 10,
+            f"the woken replica (pid {victim.pid}) to know it no longer leads",
+            every=0.1,
+        )
     else:
         victim.p.wait(5)
         cluster.start_replica()
