@@ -100,7 +100,8 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=10_000)
     parser.add_argument("--accounts", type=int, default=10)
     args = parser.parse_args()
-    base = Timing()  # lease 3s / renew 2s / retry 500ms, reconcile every 2s
+    # lease 3s / renew 2s / retry 500ms, reconcile every 2s; a rotation about every 6 s
+    base = Timing(lifetime="24s", renew_before="18s")
     quiet_t = Timing(lifetime="1h", renew_before="10m")
     with tempfile.TemporaryDirectory() as home:
         bao = start_bao(Path(home))

@@ -334,8 +334,11 @@ class Timing:
     lease: str = "3s"
     renew: str = "2s"
     retry: str = "500ms"
-    lifetime: str = "24s"
-    renew_before: str = "18s"
+    # A rotation starts 12 s after a key's creation. The verify step insists the new key outlives
+    # its own renewal moment, so an interrupted rotation has 12 s to get past verify (a pause of
+    # lease_duration plus a loaded machine fit), and 28 s before the old key expires.
+    lifetime: str = "40s"
+    renew_before: str = "28s"
     grace: str = "1s"
     reconcile: str = "2s"
 
