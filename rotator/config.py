@@ -32,6 +32,7 @@ from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
 from rotator.model import KeySpec, Permissions, normalize_permissions
 from rotator.policy import RotationPolicy
+from rotator.reminders import TrackedKey, TrackedKind
 from rotator.rotation import AckMode, AckPolicy, ManagedAccount, ManagedKey
 
 DEFAULT_CONFIG_PATH = Path("/etc/rotator/rotator.toml")
@@ -245,7 +246,63 @@ class WebhookHook(_Model):
         return self
 
 
-Hook = Annotated[FileHook | CommandHook | WebhookHook, Field(discriminator="type")]
+_FIELD_PATH = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+ConfigFileFormat = Literal["json", "yaml", "toml"]
+CONFIG_FILE_SUFFIXES: dict[str, ConfigFileFormat] = {
+    ".json": "json",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".toml": "toml",
+}
+
+
+def _field_path(value: str) -> str:
+    if not _FIELD_PATH.match(value):
+        raise ValueError(
+            f"{value!r} is not a field path; write the keys from the top of the file joined by "
+            '".", like "exchange.key" (letters, digits, "_" and "-" only)'
+        )
+    return value
+
+
+FieldPath = Annotated[str, AfterValidator(_field_path)]
+
+
+class ConfigFileHook(_Model):
+    """Sets the key and secret inside a bot's own config file (rotator/adapters/bot_config.py)."""
+
+    type: Literal["config_file"]
+    path: Path
+    format: ConfigFileFormat | None = None
+    """Default: from the file name's suffix (.json, .yaml/.yml, .toml)."""
+    api_key_field: FieldPath
+    api_secret_field: FieldPath
+
+    @model_validator(mode="after")
+    def _check(self) -> ConfigFileHook:
+        if not self.path.is_absolute():
+            raise ValueError(
+                f"path {str(self.path)!r} must be absolute, like /etc/mybot/config.json"
+            )
+        if self.format is None and self.path.suffix.lower() not in CONFIG_FILE_SUFFIXES:
+            raise ValueError(
+                f"cannot tell the format of {self.path.name!r} from its suffix; add "
+                'format = "json", "yaml" or "toml"'
+            )
+        key, secret = self.api_key_field, self.api_secret_field
+        if key == secret or key.startswith(secret + ".") or secret.startswith(key + "."):
+            raise ValueError(
+                "api_key_field and api_secret_field must name two different fields, neither "
+                "inside the other"
+            )
+        return self
+
+    @property
+    def file_format(self) -> ConfigFileFormat:
+        return self.format or CONFIG_FILE_SUFFIXES[self.path.suffix.lower()]
+
+
+Hook = Annotated[FileHook | CommandHook | WebhookHook | ConfigFileHook, Field(discriminator="type")]
 
 
 class AckConfig(_Model):
@@ -412,6 +469,63 @@ class LeaderElectionConfig(_Model):
         return self
 
 
+def _reminder_days(value: list[int]) -> list[int]:
+    if not value:
+        raise ValueError("give at least one number of days, e.g. [14, 7, 1]")
+    for days in value:
+        if not 1 <= days <= 365:
+            raise ValueError(f"{days} is not a number of days from 1 to 365")
+    if len(set(value)) != len(value):
+        raise ValueError("a number of days is listed twice")
+    return sorted(value, reverse=True)
+
+
+ReminderDays = Annotated[list[int], AfterValidator(_reminder_days)]
+_KEY_FP = re.compile(r"^[0-9a-f]{10}$")
+
+
+class RemindersConfig(_Model):
+    days_before: ReminderDays = [14, 7, 1]
+    """Remind this many days before a tracked key expires; each point once per expiry."""
+
+
+class TrackedKeyConfig(_Model):
+    """A key the service must not rotate but reminds about before it expires (reminders.py)."""
+
+    name: Name
+    account: Name
+    kind: Literal["master", "sub_key", "key"]
+    """master: the account's master key. sub_key: a sub-account key the master lists (made in the
+    web UI, e.g. RSA), found by `key_fp`. key: any key whose own credentials are in Vault (an
+    account with no master key on file), at `credentials_path`."""
+    sub_uid: int | None = Field(default=None, gt=0)
+    key_fp: str | None = None
+    """`key_fp` of the key id: the first 10 hex digits of its SHA-256, as logs and orphans show."""
+    credentials_path: VaultPath | None = None
+    """kind = "key": the Vault record {api_key, api_secret[, kind]} of the key itself.
+    Default `<prefix>/tracked/<name>`."""
+    days_before: ReminderDays | None = None
+    """Overrides [reminders] days_before for this key."""
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> TrackedKeyConfig:
+        given = {
+            f for f in ("sub_uid", "key_fp", "credentials_path") if getattr(self, f) is not None
+        }
+        wanted = {"master": set(), "sub_key": {"sub_uid", "key_fp"}, "key": set()}[self.kind]
+        allowed = wanted | ({"credentials_path"} if self.kind == "key" else set())
+        if missing := wanted - given:
+            raise ValueError(f'kind = "{self.kind}" needs {" and ".join(sorted(missing))}')
+        if extra := given - allowed:
+            raise ValueError(f'kind = "{self.kind}" takes no {", ".join(sorted(extra))}')
+        if self.key_fp is not None and not _KEY_FP.match(self.key_fp):
+            raise ValueError(
+                "key_fp is 10 lower-case hex digits: printf %s KEYID | sha256sum | cut -c1-10 "
+                "(never the key id itself: the config holds nothing secret)"
+            )
+        return self
+
+
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -427,6 +541,8 @@ class Config(_Model):
     notify: NotifyConfig = NotifyConfig()
     logging: LoggingConfig = LoggingConfig()
     leader_election: LeaderElectionConfig = LeaderElectionConfig()
+    reminders: RemindersConfig = RemindersConfig()
+    tracked: list[TrackedKeyConfig] = []
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -451,6 +567,7 @@ class Config(_Model):
                 )
             per_sub[key.sub_uid] = per_sub.get(key.sub_uid, 0) + 1
         _unique([self.vault_path(k) for k in self.keys], "keys", "vault_path")
+        self._check_tracked(known)
         if self.policy.renew_before >= self.policy.key_lifetime:
             raise _CrossError(
                 ("policy", "renew_before"),
@@ -466,6 +583,25 @@ class Config(_Model):
                     f"{MAX_KEYS_PER_ACCOUNT // 2} keys per sub UID",
                 )
         return self
+
+    def _check_tracked(self, known: set[str]) -> None:
+        _unique([t.name for t in self.tracked], "tracked", "tracked key")
+        seen: set[tuple[str, int | None, str | None]] = set()
+        for i, t in enumerate(self.tracked):
+            if t.kind != "key" and t.account not in known:
+                raise _CrossError(
+                    ("tracked", i, "account"),
+                    f"names account {t.account!r}, which no [[accounts]] entry defines; a "
+                    f'{t.kind} is read through that account\'s master key (use kind = "key" '
+                    "for an account with no master key on file)",
+                )
+            ident = (t.account, t.sub_uid, t.key_fp) if t.kind != "key" else None
+            if ident is not None:
+                if ident in seen:
+                    raise _CrossError(
+                        ("tracked", i, "name"), "tracks the same key as an entry before it"
+                    )
+                seen.add(ident)
 
     # ---- derived facts, one place for every default path
     def policy_for(self, key: KeyConfig) -> PolicyConfig:
@@ -494,6 +630,12 @@ class Config(_Model):
 
     def snapshot_path(self, account: AccountConfig) -> str:
         return f"{self.vault.prefix}/snapshots/{account.name}"
+
+    def reminder_path(self, tracked: TrackedKeyConfig) -> str:
+        return f"{self.vault.prefix}/reminders/{tracked.name}"
+
+    def tracked_credentials_path(self, tracked: TrackedKeyConfig) -> str:
+        return tracked.credentials_path or f"{self.vault.prefix}/tracked/{tracked.name}"
 
     def account(self, name: str) -> AccountConfig:
         for account in self.accounts:
@@ -595,7 +737,9 @@ def _describe(exc: ValidationError, text: str, source: str) -> str:
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         loc = tuple(
-            p for p in loc if not (isinstance(p, str) and p in {"file", "command", "webhook"})
+            p
+            for p in loc
+            if not (isinstance(p, str) and p in {"file", "command", "webhook", "config_file"})
         )
         if err["type"] == "extra_forbidden":
             message = f"unknown option {loc[-1]!r} (a typo?); " + _known_options(loc)
@@ -722,3 +866,24 @@ def managed_keys(cfg: Config) -> tuple[ManagedKey, ...]:
         )
         for k in cfg.keys
     )
+
+
+def tracked_keys(cfg: Config) -> tuple[TrackedKey, ...]:
+    accounts = {a.name: a for a in cfg.accounts}
+    out = []
+    for t in cfg.tracked:
+        account = accounts.get(t.account)
+        out.append(
+            TrackedKey(
+                name=t.name,
+                account=t.account,
+                kind=TrackedKind(t.kind),
+                record_path=cfg.reminder_path(t),
+                days_before=tuple(t.days_before or cfg.reminders.days_before),
+                master_path=cfg.master_key_path(account) if account is not None else None,
+                sub_uid=t.sub_uid,
+                key_fp=t.key_fp,
+                credentials_path=cfg.tracked_credentials_path(t) if t.kind == "key" else None,
+            )
+        )
+    return tuple(out)

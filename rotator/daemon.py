@@ -41,16 +41,20 @@ from rotator import logs
 from rotator.adapters.health import Endpoints, HealthServer
 from rotator.adapters.hooks import build_hooks
 from rotator.adapters.metrics import Metrics
-from rotator.adapters.notify import Notifier
+from rotator.adapters.notify import Notifier, reminder_notice
 from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
 from rotator.adapters.scheduler import now as wall_now
 from rotator.adapters.sdnotify import SdNotify
+from rotator.adapters.status_page import StatusView, TrackedRow
+from rotator.adapters.status_page import render as render_status
 from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
-from rotator.config import Config
-from rotator.errors import ConfigError, RotatorError
+from rotator.config import Config, tracked_keys
+from rotator.errors import ConfigError, LeaseLost, RotatorError
 from rotator.intents import IntentQueue, execute
 from rotator.lease import AccountLease, LeaseSettings, new_identity
+from rotator.ports import Fence
+from rotator.reminders import Reminder, Reminders, TrackedReport
 from rotator.reports import Snapshot
 from rotator.rotation import AccountReport, Engine, KeyReport, ReconcileResult
 from rotator.wiring import Runtime, build
@@ -132,6 +136,8 @@ class Daemon:
         self.vault = _Probe()
         self.bybit = _Probe()
         self.reports: dict[str, KeyReport] = {}
+        self.account_reports: dict[str, AccountReport] = {}
+        self.tracked_reports: dict[str, TrackedReport] = {}
         self.last_ok: dict[str, datetime] = {}  # account -> last reconcile without global failure
         self.due: dict[str, datetime] = {}  # key -> next due moment (clock time)
         self._due_streak: dict[str, int] = {}
@@ -201,12 +207,14 @@ class Daemon:
         def outcome(channel: str, kind: str, result: str) -> None:
             self.metrics.notifications.labels(channel, kind, result).inc()
 
-        return Notifier.from_config(
+        notifier = Notifier.from_config(
             cfg.notify,
             clock=self.clock,
             on_outcome=outcome,
             telegram_api_base=self._telegram_api_base,
         )
+        notifier.tracked_masters = frozenset(t.account for t in cfg.tracked if t.kind == "master")
+        return notifier
 
     def _handoff_failed(self, key_name: str, hook: str) -> None:
         with contextlib.suppress(KeyError):
@@ -277,7 +285,46 @@ class Daemon:
             result = self.reconcile_account(name)
             if result is not None:
                 results.append(result)
+        self.check_reminders()
         return results
+
+    # ================================================================== reminders
+    def check_reminders(self) -> list[TrackedReport]:
+        """Read every [[tracked]] key's expiry and send the reminders that are due (the
+        `reminders` job, after each tick in tests). See rotator/reminders.py."""
+        if not self.config.tracked or self._stop.is_set():
+            return []
+        with self._running():
+            runtime = self.runtime
+            reminders = Reminders(
+                keys=tracked_keys(runtime.config), store=runtime.store, exchange=runtime.exchange
+            )
+            reports = reminders.run(
+                self.clock.now(),
+                dict(self.account_reports),
+                send=self.send_reminder,
+                fence_for=self.reminder_fence,
+            )
+        self.tracked_reports = {r.name: r for r in reports}
+        return reports
+
+    def reminder_fence(self, account: str) -> Fence:
+        """Who may send an account's reminders: the holder of its lease, proven against Vault
+        (LeaseLost otherwise: the holder sends). A tracked key of an account that is no
+        [[accounts]] entry has no lease: the replica that notifies sends it."""
+        managed = self.accounts.get(account)
+        if managed is not None:
+            return managed.lease.fence_strict
+
+        def notifying_replica() -> None:
+            if not self._may_notify():
+                raise LeaseLost("this replica holds no lease: the one that does sends")
+
+        return notifying_replica
+
+    def send_reminder(self, reminder: Reminder) -> None:
+        """The one way a reminder goes out (after its record in Vault claimed it)."""
+        self.notifier.notify(reminder_notice(reminder))
 
     def run_due(self, now: datetime) -> list[ReconcileResult]:
         """Run what the date jobs would run by `now`: every key whose due moment has come."""
@@ -305,6 +352,8 @@ class Daemon:
         for report in result.keys:
             self.reports[report.name] = report
             self._log_report(report)
+        for areport in result.accounts:
+            self.account_reports[areport.name] = areport
         if result.ok:
             self.last_ok[account] = result.finished_at
             self._set_last_reconcile_success()
@@ -437,6 +486,7 @@ class Daemon:
         self.metrics.observe_state(result)
         for report in snap.keys:
             self.reports[report.name] = report
+        self.account_reports[account.name] = snap.account
         if snap.account.error is None:
             # The holder's last good reconcile is the account's: a follower's
             # rotator_last_reconcile_success_timestamp_seconds says the same as the holder's.
@@ -633,6 +683,21 @@ class Daemon:
         )
         return ok, detail
 
+    def status_page(self) -> str:
+        """/status: the last reports as a read-only HTML page; asks neither Vault nor Bybit."""
+        return render_status(
+            StatusView(
+                now=self.clock.now(),
+                phase=self.phase,
+                vault_ok=self.vault.ok,
+                bybit_ok=self.bybit.ok,
+                keys=tuple(dict(self.reports).values()),
+                accounts=tuple(dict(self.account_reports).values()),
+                last_reconcile=dict(self.last_ok),
+                tracked=tuple(_tracked_row(r) for r in dict(self.tracked_reports).values()),
+            )
+        )
+
     def _beat(self) -> None:
         self._heartbeat = time.monotonic()
         mono = self._monotonic()
@@ -672,6 +737,11 @@ class Daemon:
                 executor=self._executor(name),
             )
         sched.every("probe", self.probe, min(interval, PROBE_MAX_INTERVAL))
+        if self.config.tracked:
+            # First after the first reconcile has read the master keys' expiry.
+            sched.every("reminders", self.check_reminders, interval, first_run=wall_now() + jitter)
+        else:
+            sched.remove("reminders")
         sched.every(
             "intents",
             self.poll_intents,
@@ -761,6 +831,7 @@ class Daemon:
         for account in old.accounts:
             if account.name not in names:
                 self.last_ok.pop(account.name, None)
+                self.account_reports.pop(account.name, None)
                 for gauge in (
                     self.metrics.master_key_expiry,
                     self.metrics.password_change_detected,
@@ -818,7 +889,12 @@ class Daemon:
             return True
         self.http = HealthServer(
             self.config.metrics.listen,
-            Endpoints(registry=self.metrics.registry, healthz=self.healthy, readyz=self.ready),
+            Endpoints(
+                registry=self.metrics.registry,
+                healthz=self.healthy,
+                readyz=self.ready,
+                status=self.status_page,
+            ),
         )
         try:
             self.http.start()
@@ -959,6 +1035,25 @@ class Daemon:
         self.runtime.close()
         log.info("daemon.stopped")
         return EXIT_OK
+
+
+def _tracked_row(report: TrackedReport) -> TrackedRow:
+    if report.next_point is not None and report.next_at is not None:
+        upcoming = f"{report.next_point} days before ({report.next_at:%Y-%m-%d %H:%M}Z)"
+    else:
+        upcoming = "none left" if report.expires_at is not None else "never expires"
+    last = None
+    if report.last_sent_at is not None:
+        last = f"{report.last_sent_days} days before, at {report.last_sent_at:%Y-%m-%d %H:%M}Z"
+    return TrackedRow(
+        name=report.name,
+        account=report.account,
+        kind=report.kind.value,
+        expires_at=report.expires_at,
+        next_reminder=upcoming if report.error is None else "—",
+        last_sent=last,
+        error=report.error,
+    )
 
 
 def lease_settings(cfg: Config) -> LeaseSettings:

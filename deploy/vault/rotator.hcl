@@ -11,6 +11,8 @@
 #   state/<name>               the rotation state record of one key (written with check-and-set)
 #   accounts/<account>/master  the master key: written by a HUMAN, only read by the daemon
 #   accounts/<account>/state   per-account state (password change, orphans)
+#   reminders/<name>           which reminders of a [[tracked]] key were sent (check-and-set)
+#   tracked/<name>             a [[tracked]] key's own credentials (kind = "key"), read only
 
 # ---- Everything the daemon owns: consumer paths and state records (KV v2 API paths).
 # create+update = writes (always with cas), read = current and previous versions.

@@ -1,22 +1,26 @@
-"""One HTTP listener for Prometheus and probes: /metrics, /healthz, /readyz.
+"""One HTTP listener for Prometheus, probes and people: /metrics, /healthz, /readyz, /status.
 
 `/healthz` answers whether the process is alive and its scheduler runs (Kubernetes liveness,
 a restart fixes a hung daemon); `/readyz` whether it can do its job right now: Vault reachable and
 authenticated, and the last reconcile recent (readiness, alerting). Both reply with a small JSON
-body saying why. The standard library's ThreadingHTTPServer serves them from a daemon thread.
+body saying why. `/status` is a read-only HTML page of the last reports
+(rotator/adapters/status_page.py), sent with strict security headers. The standard library's
+ThreadingHTTPServer serves them from a daemon thread.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from rotator.adapters import status_page
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +32,7 @@ class Endpoints:
     registry: CollectorRegistry
     healthz: Probe
     readyz: Probe
+    status: Callable[[], str] | None = None  # the /status page's HTML
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -45,17 +50,24 @@ class _Handler(BaseHTTPRequestHandler):
                 ok, detail = probe()
                 body = json.dumps({"ok": ok, **detail}, default=str, sort_keys=True).encode()
                 self._reply(200 if ok else 503, body, "application/json")
+            elif path == "/status" and self.endpoints.status is not None:
+                page = self.endpoints.status().encode()
+                self._reply(200, page, status_page.CONTENT_TYPE, status_page.SECURITY_HEADERS)
             else:
-                self._reply(404, b"not found: try /metrics, /healthz or /readyz\n", "text/plain")
+                hint = b"not found: try /status, /metrics, /healthz or /readyz\n"
+                self._reply(404, hint, "text/plain")
         except Exception as exc:  # noqa: BLE001 (a probe bug answers 500, never kills the server)
             log.error("http.handler_failed", path=path, error=type(exc).__name__)
             self._reply(500, b"internal error\n", "text/plain")
 
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+    def _reply(
+        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] = {}
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
+        for name, value in {"Cache-Control": "no-store", **headers}.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

@@ -15,6 +15,9 @@ Every hook is idempotent: a retry writes the same file, runs the command again, 
   vault_path}: `key_fp` is the fingerprint of the new key id (the `key_fp` of the logs), never the
   key id or the secret. A non-2xx answer fails the hand-off.
 
+- config_file: sets the key and secret inside the bot's own JSON/YAML/TOML config
+  (rotator/adapters/bot_config.py).
+
 docs/hooks.md is the user's guide.
 """
 
@@ -38,7 +41,8 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
-from rotator.config import CommandHook, Config, FileHook, WebhookHook
+from rotator.adapters.bot_config import ConfigFileHandOff
+from rotator.config import CommandHook, Config, ConfigFileHook, FileHook, WebhookHook
 from rotator.errors import HandOffFailed
 from rotator.model import Secret, fingerprint
 from rotator.ports import Fence, no_fence
@@ -56,7 +60,7 @@ _BARE_VALUE = re.compile(r"^[A-Za-z0-9_./:+=@%,-]*$")
 class Hook(Protocol):
     @property
     def kind(self) -> str:
-        """file | command | webhook: the `hook` label of rotator_handoff_failures_total."""
+        """file, command, webhook, config_file: label `hook` of rotator_handoff_failures_total."""
         ...
 
     def run(self, key_name: str, record: Mapping[str, Any], context: HookContext) -> None: ...
@@ -366,6 +370,8 @@ def build_hooks(
                 key_file = key_file or spec.path.absolute()
             elif isinstance(spec, CommandHook):
                 hooks.append(CommandHandOff(spec, env))
+            elif isinstance(spec, ConfigFileHook):
+                hooks.append(ConfigFileHandOff(spec))
             else:
                 hooks.append(WebhookHandOff(spec, env))
         chains[key.name] = hooks

@@ -34,6 +34,7 @@ import structlog
 from rotator.clock import Clock
 from rotator.config import NotifyChannel, NotifyConfig
 from rotator.model import SECRET_REGISTRY, Secret
+from rotator.reminders import Reminder, TrackedKind
 from rotator.rotation import ReconcileResult
 
 log = structlog.get_logger(__name__)
@@ -52,6 +53,7 @@ class Kind(StrEnum):
     KEY_ESCALATED = "key_escalated"
     PASSWORD_CHANGE = "password_change_detected"  # noqa: S105 (a kind name, not a password)
     MASTER_EXPIRING = "master_key_expiring"
+    KEY_REMINDER = "tracked_key_expiring"
     VAULT_UNREACHABLE = "vault_unreachable"
     BYBIT_UNREACHABLE = "bybit_unreachable"
 
@@ -63,6 +65,7 @@ SEVERITY = {
     Kind.KEY_ESCALATED: "critical",
     Kind.PASSWORD_CHANGE: "critical",
     Kind.MASTER_EXPIRING: "warning",
+    Kind.KEY_REMINDER: "warning",
     Kind.VAULT_UNREACHABLE: "critical",
     Kind.BYBIT_UNREACHABLE: "warning",
 }
@@ -238,6 +241,9 @@ class Notifier:
         self._client = httpx.Client(timeout=SEND_TIMEOUT_S, transport=transport)
         self._thread: threading.Thread | None = None
         self._master_sent: dict[tuple[str, float], int] = {}  # (account, expiry) -> threshold
+        # Accounts whose master key has a [[tracked]] entry: its reminders replace the
+        # in-memory master_key_expiring thresholds (remembered across restarts, no double).
+        self.tracked_masters: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(
@@ -425,7 +431,7 @@ class Notifier:
                     )
                 )
             expiry = a.master_expires_at
-            if not a.master_ok or expiry is None:
+            if not a.master_ok or expiry is None or a.name in self.tracked_masters:
                 continue
             left = expiry - now
             crossed = [t for t in MASTER_THRESHOLDS_DAYS if left <= timedelta(days=t)]
@@ -463,3 +469,41 @@ class Notifier:
                 fields={"service": service, "error": error},
             )
         )
+
+
+_TRACKED_WHAT = {
+    TrackedKind.MASTER: "the master key of account {account}",
+    TrackedKind.SUB_KEY: "tracked key {name} (account {account}, sub UID {sub_uid})",
+    TrackedKind.KEY: "tracked key {name} (account {account})",
+}
+_TRACKED_FIX = {
+    TrackedKind.MASTER: "No API can renew a master key: create a new one in the Bybit web UI and "
+    "store it in Vault (docs/runbook.md).",
+    TrackedKind.SUB_KEY: "The rotator does not rotate this key: replace it in the Bybit web UI, "
+    "give it to its bot, and update key_fp in [[tracked]].",
+    TrackedKind.KEY: "The rotator does not rotate this key: replace it in the Bybit web UI, give "
+    "it to its bot, and store the new one at its Vault path.",
+}
+
+
+def reminder_notice(reminder: Reminder) -> Notice:
+    """The chat message for one tracked-key reminder (rotator/reminders.py)."""
+    key = reminder.key
+    what = _TRACKED_WHAT[key.kind].format(name=key.name, account=key.account, sub_uid=key.sub_uid)
+    left = max(reminder.days_left, 0)
+    expires = reminder.expires_at.isoformat()
+    state = "has expired" if reminder.days_left <= 0 else f"expires in {left:.1f} days"
+    return Notice(
+        kind=Kind.KEY_REMINDER,
+        subject=f"{key.name}:{reminder.days_before}d",
+        title=f"{what[0].upper()}{what[1:]} {state}",
+        text=f"{what[0].upper()}{what[1:]} expires {expires} (reminder {reminder.days_before} "
+        f"days before). {_TRACKED_FIX[key.kind]}",
+        fields={
+            "tracked": key.name,
+            "account": key.account,
+            "kind": key.kind.value,
+            "expires_at": expires,
+            "days_before": reminder.days_before,
+        },
+    )

@@ -1,11 +1,13 @@
 """`rotator check`: is everything in place for the daemon to do its job? A checklist with fixes.
 
     config      valid (else exit 2, like every command)
-    hooks       each command exists; each file hook's directory is writable
+    hooks       each command exists; each file hook's directory is writable; each config_file
+                hook's file parses and holds its two fields (a dry run, nothing written)
     vault       reachable and the token authenticated; the token's capabilities cover every path
                 the daemon reads and writes (sys/capabilities-self)
     bybit       reachable, clock in step; per account: the master key answers, is a master key,
                 may create and delete sub keys, and when it expires; each sub UID exists
+    tracked     each [[tracked]] key is found and its expiry read (as the reminders job will)
 
 Exit 0 when nothing FAILs (warnings allowed), 1 otherwise, 2 for config errors.
 """
@@ -24,6 +26,7 @@ from typing import NoReturn
 import click
 
 from rotator import wiring
+from rotator.adapters import bot_config
 from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, load_config
 from rotator.cli.output import (
     fmt_relative,
@@ -34,10 +37,19 @@ from rotator.cli.output import (
     styled,
     verbose_option,
 )
-from rotator.config import CommandHook, Config, FileHook, KeyConfig, WebhookHook
+from rotator.config import (
+    CommandHook,
+    Config,
+    ConfigFileHook,
+    FileHook,
+    KeyConfig,
+    WebhookHook,
+    tracked_keys,
+)
 from rotator.durations import format_duration
-from rotator.errors import RotatorError
+from rotator.errors import HandOffFailed, RotatorError
 from rotator.model import Credentials, ExchangeKey, KeyKind, Secret, fingerprint
+from rotator.reminders import Reminders, TrackedKind
 
 MANAGE_PERMISSIONS = frozenset({"AccountTransfer", "SubMemberTransfer", "Withdraw"})
 """Bybit reference §3.0: a master key needs one of these (Wallet group) to manage sub keys."""
@@ -103,6 +115,8 @@ def check_hooks(cfg: Config, out: Checklist) -> None:
                 _check_file(where, hook, out)
             elif isinstance(hook, WebhookHook):
                 _check_webhook(where, hook, out)
+            else:
+                _check_config_file(where, hook, out)
 
 
 def _check_command(where: str, hook: CommandHook, out: Checklist) -> None:
@@ -147,6 +161,33 @@ def _check_file(where: str, hook: FileHook, out: Checklist) -> None:
     out.fail(
         f"{where}: directory {directory} does not exist",
         f"mkdir -p {directory} (owned by the service user), or change path",
+    )
+
+
+def _check_config_file(where: str, hook: ConfigFileHook, out: Checklist) -> None:
+    """The edit the hand-off will make, done in memory only: a typo in a field path shows now,
+    not at the first rotation months later."""
+    try:
+        data, _ = bot_config.read_config_file(hook.path)
+        text = data.decode("utf-8")
+        fields = {hook.api_key_field: "x", hook.api_secret_field: "x"}
+        bot_config.set_fields(text, hook.file_format, fields, hook.path)
+    except UnicodeDecodeError:
+        out.fail(f"{where}: {hook.path} is not UTF-8 text", "save it as UTF-8")
+        return
+    except HandOffFailed as exc:
+        out.fail(f"{where}: {exc.message.removeprefix('config_file hook: ')}", "fix the file")
+        return
+    if not os.access(hook.path.parent, os.W_OK | os.X_OK):
+        out.fail(
+            f"{where}: directory {hook.path.parent} is not writable by this user (the file is "
+            "replaced atomically through a temp file beside it)",
+            "let the service user write the directory (systemd: ReadWritePaths=)",
+        )
+        return
+    out.ok(
+        f"{where}: {hook.path} ({hook.file_format}) holds {hook.api_key_field} and "
+        f"{hook.api_secret_field}"
     )
 
 
@@ -301,6 +342,30 @@ def check_bybit(cfg: Config, runtime: wiring.Runtime, out: Checklist, *, vault_o
         return
     for account in cfg.accounts:
         _check_account(cfg, runtime, account.name, out)
+    check_tracked(cfg, runtime, out)
+
+
+def check_tracked(cfg: Config, runtime: wiring.Runtime, out: Checklist) -> None:
+    """Each [[tracked]] key can be found and its expiry read, as the reminders job will."""
+    reminders = Reminders(keys=tracked_keys(cfg), store=runtime.store, exchange=runtime.exchange)
+    for key in reminders.keys:
+        where = f"tracked {key.name} ({key.kind.value}, account {key.account})"
+        if key.kind is TrackedKind.MASTER:
+            out.ok(f"{where}: the master key, whose expiry is checked above")
+            continue
+        try:
+            expires = reminders.expiry(key, {})
+        except RotatorError as exc:
+            fix = (
+                "check sub_uid and key_fp (printf %s KEYID | sha256sum | cut -c1-10)"
+                if key.kind is TrackedKind.SUB_KEY
+                else f"store the key's {{api_key, api_secret}} at Vault {key.credentials_path}"
+            )
+            out.fail(f"{where}: {exc.message}", fix)
+            continue
+        days = ", ".join(str(d) for d in key.days_before)
+        when = f"expires {expires:%Y-%m-%d %H:%M}Z" if expires else "never expires"
+        out.ok(f"{where}: found, {when}; reminders {days} days before")
 
 
 def _check_account(cfg: Config, runtime: wiring.Runtime, name: str, out: Checklist) -> None:

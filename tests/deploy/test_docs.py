@@ -22,10 +22,13 @@ SECTIONS: dict[str, type[BaseModel]] = {
     '`[[keys.hooks]]` with `type = "file"`': config.FileHook,
     '`[[keys.hooks]]` with `type = "command"`': config.CommandHook,
     '`[[keys.hooks]]` with `type = "webhook"`': config.WebhookHook,
+    '`[[keys.hooks]]` with `type = "config_file"`': config.ConfigFileHook,
     "`[metrics]`": config.MetricsConfig,
     "`[notify]`": config.NotifyConfig,
     "`[[notify.channels]]`": config.NotifyChannel,
     "`[logging]`": config.LoggingConfig,
+    "`[reminders]`": config.RemindersConfig,
+    "`[[tracked]]`": config.TrackedKeyConfig,
     "`[leader_election]`": config.LeaderElectionConfig,
 }
 # Fields that are sub-sections, documented under their own heading.
