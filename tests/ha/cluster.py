@@ -525,6 +525,9 @@ class Cluster:
 
     def completed(self) -> int:
         """Completed rotations, the initial one included (`rotations` leaves it out)."""
+        if self.replicas and not any(r.alive() for r in self.replicas):
+            last = self.replicas[-1]
+            raise RuntimeError(f"every replica exited; the last said: {last.err.read_text()[-800:]}")
         state = self.state() or {}
         return int(state.get("rotations") or 0) + (state.get("last_rotation_at") is not None)
 
