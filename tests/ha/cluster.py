@@ -526,8 +526,8 @@ class Cluster:
     def completed(self) -> int:
         """Completed rotations, the initial one included (`rotations` leaves it out)."""
         if self.replicas and not any(r.alive() for r in self.replicas):
-            last = self.replicas[-1]
-            raise RuntimeError(f"every replica exited; the last said: {last.err.read_text()[-800:]}")
+            said = self.replicas[-1].err.read_text()[-800:]
+            raise RuntimeError(f"every replica exited; the last said: {said}")
         state = self.state() or {}
         return int(state.get("rotations") or 0) + (state.get("last_rotation_at") is not None)
 

@@ -287,6 +287,18 @@ def creates(cluster: Cluster) -> int:
     return sum(1 for e in history.key_events() if e.kind == "created" and e.note)
 
 
+def assert_carried_out_by_a_daemon(cluster: Cluster, kind: str) -> None:
+    """The CLI asked the actor: the intent in Vault was handled by a running replica, not by the
+    CLI process (which would have had to take the lease)."""
+    queue = cluster.read("intents/main") or {}
+    done = [i for i in queue.get("intents", []) if i.get("kind") == kind]
+    assert done, f"no {kind} intent in the queue: {queue}"
+    last = done[-1]
+    assert last.get("status") == "done", last
+    handler = pid_of(last.get("handled_by"))
+    assert handler is not None and cluster.by_pid(handler) is not None, last.get("handled_by")
+
+
 def assert_clean_cli(result: subprocess.CompletedProcess[str], cluster: Cluster) -> None:
     text = result.stdout + result.stderr
     assert result.returncode == 0, text
@@ -310,6 +322,7 @@ def test_rotate_while_the_daemons_run_is_one_rotation(make_cluster):
     assert (cluster.completed(), creates(cluster)) == (done, made)
     result = cli(cluster, "rotate", KEY_NAME, "--force")
     assert_clean_cli(result, cluster)
+    assert_carried_out_by_a_daemon(cluster, "rotate")
     assert KEY_NAME in result.stdout
     wait_for(
         lambda: cluster.completed() >= done + 1,
@@ -332,6 +345,7 @@ def test_password_changed_rotate_now_while_the_daemons_run_is_one_rotation(make_
     done, made = cluster.completed(), creates(cluster)
     result = cli(cluster, "password-changed", "--account", "main", "--rotate-now")
     assert_clean_cli(result, cluster)
+    assert_carried_out_by_a_daemon(cluster, "password_changed")
     wait_for(
         lambda: cluster.completed() >= done + 1,
         30,
