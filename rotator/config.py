@@ -28,9 +28,11 @@ from pydantic import (
     model_validator,
 )
 
+from rotator.drift import OnDrift
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
 from rotator.model import KeySpec, Permissions, normalize_permissions
+from rotator.password_change import PasswordChangeScope
 from rotator.policy import RotationPolicy
 from rotator.reminders import TrackedKey, TrackedKind
 from rotator.rotation import AckMode, AckPolicy, ManagedAccount, ManagedKey
@@ -191,6 +193,10 @@ class PolicyConfig(_Model):
     """Lifetime of an unbound key when Bybit reports no expiry for it."""
     password_change_grace: PositiveDuration = timedelta(days=7)
     """Keys stop working this long after the account's password changes."""
+    password_change_scope: PasswordChangeScope = PasswordChangeScope.ALL
+    """Keys a password change forces to rotate: "all" (created before it) or "unbound" only."""
+    on_drift: OnDrift = OnDrift.ROTATE
+    """A live key whose permissions, IPs or readOnly differ from the config: "rotate" or "alert"."""
 
     def merged(self, overrides: PolicyOverrides | None) -> PolicyConfig:
         if overrides is None:
@@ -839,6 +845,8 @@ def rotation_policy(policy: PolicyConfig) -> RotationPolicy:
         retry_budget=policy.retry_budget,
         key_lifetime=policy.key_lifetime,
         password_change_grace=policy.password_change_grace,
+        password_change_scope=policy.password_change_scope,
+        on_drift=policy.on_drift,
     )
 
 

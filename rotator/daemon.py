@@ -149,6 +149,7 @@ class Daemon:
         self.notifier = self._notifier(cfg)
         self.metrics.vault_up.set(0)
         self.metrics.bybit_up.set(0)
+        self._declare_series(cfg)
 
     # ================================================================== wiring
     def _build(self, cfg: Config) -> tuple[Runtime, dict[str, _Account]]:
@@ -194,6 +195,12 @@ class Daemon:
                 snapshot_path=cfg.snapshot_path(acfg),
             )
         return runtime, accounts
+
+    def _declare_series(self, cfg: Config) -> None:
+        """Every key's and account's series at 0 from the start (the first failure alerts)."""
+        self.metrics.declare(
+            ((k.name, k.account, k.sub_uid) for k in cfg.keys), (a.name for a in cfg.accounts)
+        )
 
     def _leases_store(self, cfg: Config) -> VaultStore:
         """A Vault client of the leases' own: renewals never wait behind the engine's calls."""
@@ -603,7 +610,7 @@ class Daemon:
         results = []
         for name, probe, ping in (
             ("vault", self.vault, self.runtime.store.ping),
-            ("bybit", self.bybit, self.runtime.exchange.ping),
+            ("bybit", self.bybit, self._probe_bybit),
         ):
             error: str | None = None
             try:
@@ -625,6 +632,10 @@ class Daemon:
                 log.info("dependency.reachable_again", service=name)
             results.append(ok)
         return all(results)
+
+    def _probe_bybit(self) -> None:
+        """Bybit answers market/time; the offset to its clock is measured and exported."""
+        self.metrics.observe_clock_offset(self.runtime.exchange.resync_clock())
 
     def _due_job(self, account: str, key: str) -> Callable[[], None]:
         return lambda: self._job(account, (key,))
@@ -796,6 +807,7 @@ class Daemon:
             if name not in self.leases:  # the account left the config: let others have it
                 lease.release()
         removed = self._forget_removed(old_cfg, cfg)
+        self._declare_series(cfg)
         old_runtime.close()
         if cfg.logging != old_cfg.logging:
             logs.configure(cfg.logging.level, cfg.logging.format)
@@ -832,15 +844,7 @@ class Daemon:
             if account.name not in names:
                 self.last_ok.pop(account.name, None)
                 self.account_reports.pop(account.name, None)
-                for gauge in (
-                    self.metrics.master_key_expiry,
-                    self.metrics.password_change_detected,
-                    self.metrics.orphan_keys,
-                    self.metrics.leader,
-                    self.metrics.account_run_seconds,
-                ):
-                    with contextlib.suppress(KeyError):
-                        gauge.remove(account.name)
+                self.metrics.remove_account(account.name)
         return removed
 
     # ================================================================== status

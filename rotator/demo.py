@@ -37,7 +37,7 @@ from rotator import config as config_mod
 from rotator.adapters.vault import VaultAuth, VaultStore
 from rotator.clock import SystemClock
 from rotator.daemon import Daemon
-from rotator.model import Secret, short_key_id
+from rotator.model import Secret, fingerprint
 from rotator.simulator import Simulator, SimulatorOptions
 
 log = structlog.get_logger(__name__)
@@ -292,7 +292,7 @@ def demo_world(workdir: Path, out_dir: Path) -> Iterator[DemoWorld]:
 
 # ------------------------------------------------------------------------------ status view
 def status_table(daemon: Daemon, now: datetime) -> str:
-    rows = [("KEY", "STATE", "KEY ID", "EXPIRES IN", "NEXT", "ROTATIONS")]
+    rows = [("KEY", "STATE", "KEY FP", "EXPIRES IN", "NEXT", "ROTATIONS")]  # KEY FP = logs key_fp
     for name in sorted(daemon.reports):
         r = daemon.reports[name]
         expires = f"{(r.expires_at - now).total_seconds():.0f}s" if r.expires_at else "-"
@@ -301,7 +301,7 @@ def status_table(daemon: Daemon, now: datetime) -> str:
             (
                 r.name,
                 r.state,
-                short_key_id(r.key_id) if r.key_id else "-",
+                fingerprint(r.key_id) if r.key_id else "-",
                 expires,
                 f"{r.next_action}{when}",
                 str(r.rotations),

@@ -16,6 +16,9 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rotator.drift import OnDrift
+from rotator.password_change import PasswordChangeScope, awaits_forced_rotation
+
 MIN_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
 
@@ -30,6 +33,9 @@ class RotationPolicy:
     retry_budget: timedelta = timedelta(days=2)  # reserved for retries before the grace period
     key_lifetime: timedelta = timedelta(days=90)  # unbound keys when Bybit reports no expiry
     password_change_grace: timedelta = timedelta(days=7)  # keys die this long after a change
+    # which keys a password change forces to rotate (rotator/password_change.py)
+    password_change_scope: PasswordChangeScope = PasswordChangeScope.ALL
+    on_drift: OnDrift = OnDrift.ROTATE  # a live key that differs from its spec: rotate or alert
 
 
 def effective_expiry(
@@ -42,13 +48,19 @@ def effective_expiry(
 ) -> datetime | None:
     """When the key stops working: Bybit's word first, policy otherwise; None = never.
 
-    A password change caps every key created before it at change + password_change_grace, whether or
-    not Bybit reports it yet.
+    A password change caps every key it forces to rotate (created before it, within
+    `password_change_scope`) at change + password_change_grace, whether or not Bybit reports it
+    yet.
     """
     expiry = reported
     if expiry is None and not ip_bound and created_at is not None:
         expiry = created_at + policy.key_lifetime
-    if password_changed_at is not None and (created_at is None or created_at < password_changed_at):
+    if password_changed_at is not None and awaits_forced_rotation(
+        created_at=created_at,
+        ip_bound=ip_bound,
+        changed_at=password_changed_at,
+        scope=policy.password_change_scope,
+    ):
         cap = password_changed_at + policy.password_change_grace
         expiry = cap if expiry is None else min(expiry, cap)
     return expiry

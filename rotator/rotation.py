@@ -28,6 +28,8 @@ from typing import Any
 import structlog
 
 from rotator.clock import Clock
+from rotator.clock_offset import planning_expiry
+from rotator.drift import DRIFT_ROTATION_MIN_GAP, OnDrift, spec_mismatches
 from rotator.errors import (
     ConfigError,
     ExchangeAuthFailed,
@@ -42,6 +44,7 @@ from rotator.errors import (
     TemporaryError,
     VerificationFailed,
 )
+from rotator.failures import failure_class
 from rotator.model import (
     Credentials,
     ExchangeKey,
@@ -52,6 +55,16 @@ from rotator.model import (
     fingerprint,
     permissions_as_dict,
 )
+from rotator.orphans import (
+    ORPHAN_MIN_AGE,
+    AccountRecords,
+    Orphan,
+    OrphanKind,
+    judge_orphans,
+    referenced_key_ids,
+    sweep,
+)
+from rotator.password_change import awaits_forced_rotation, signalled_change
 from rotator.policy import (
     RotationPolicy,
     due_for_rotation,
@@ -68,15 +81,9 @@ from rotator.state import AccountState, KeyRef, KeyState, PendingKey, Rotation, 
 log = structlog.get_logger(__name__)
 
 MAX_KEYS_PER_ACCOUNT = 20
-CLAIM_TTL = timedelta(minutes=5)
-# An expiry reported earlier than the one recorded by more than this means a password change.
-PASSWORD_CHANGE_TOLERANCE = timedelta(
-    minutes=1
-)  # another replica's claim younger than this is left alone
+CLAIM_TTL = timedelta(minutes=5)  # another replica's claim younger than this is left alone
 MAX_STEPS_PER_RUN = 16  # a full rotation takes about 10 record writes
 PENDING_WRITE_TRIES = 4  # storing a fresh secret: tries before the new key is deleted again
-# Groups Bybit adds to a key on its own (reference §3.5): not a verification mismatch.
-AUTO_ADDED_GROUPS = frozenset({"Derivatives"})
 _SOLE = SoleActor()
 
 
@@ -138,6 +145,11 @@ class KeyReport:
     rotation_reason: str | None = (
         None  # why the rotation in flight started (initial, expiring, ...)
     )
+    active_created_at: datetime | None = None  # when the active key was created, if known
+    # How the active key differs from its spec (rotator/drift.py); () none; None not known.
+    drift: tuple[str, ...] | None = None
+    # The active key must still be replaced because of a password change; None: not known.
+    password_change_pending: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,7 +159,12 @@ class AccountReport:
     master_ok: bool = False
     password_changed_at: datetime | None = None
     password_change_detected_now: bool = False
-    orphans: tuple[str, ...] = ()  # fingerprints of tagged keys no record manages
+    password_change_pending_keys: int = 0  # keys of this run still awaiting the forced rotation
+    # Fingerprints of tagged keys no record of the account refers to, left on Bybit after this run
+    # (docs/rotation.md, "Orphans"); None: not judged (a run that looked at some keys only).
+    orphans: tuple[str, ...] | None = None
+    orphans_kept: tuple[str, ...] = ()  # of those, the ones never deleted (unknown name, no age)
+    orphans_deleted: tuple[str, ...] = ()  # deleted during this run
     error: str | None = None
 
 
@@ -184,6 +201,7 @@ class _Ctx:
     listings: dict[int, tuple[ExchangeKey, ...]] = field(default_factory=dict)
     force: frozenset[str] = frozenset()
     known: set[str] = field(default_factory=set)  # key ids some state record refers to
+    read_keys: set[str] = field(default_factory=set)  # keys whose state record was read this run
     key_signal: datetime | None = None  # a password change inferred from a managed key
 
 
@@ -285,8 +303,9 @@ class Engine:
         """Take an existing key (e.g. made by hand in the web UI) under management.
 
         The key must answer query-api signed with `secret`, belong to the configured sub UID and
-        match the spec. It becomes the active key; a key managed before stays on Bybit untouched
-        (reported as an orphan if we created it). Refused while a rotation is in flight.
+        match the spec. It becomes the active key; the key managed before is kept as `previous`
+        (bots may still use it), so it stays on Bybit until the next rotation replaces that
+        record, and is then deleted as an orphan. Refused while a rotation is in flight.
         """
         key = next((k for k in self.keys if k.name == name), None)
         if key is None:
@@ -329,7 +348,7 @@ class Engine:
                 expires_at=info.expires_at,
                 consumer_version=consumer_version,
             ),
-            previous=None,
+            previous=state.active,  # still referenced: never an orphan while kept
         )
         self._write(key, adopted, version)
         log.info(
@@ -401,17 +420,17 @@ class Engine:
                     ctx.account_state.to_record(),
                     cas=astate_v.version if astate_v else 0,
                 )
-        orphans = self._orphans(ctx)
-        if orphans:
-            log.warning("orphans.found", account=account.name, count=len(orphans), key_fps=orphans)
+        reports = [self._with_signals(k, r, ctx) for k, r in zip(keys, reports, strict=True)]
+        orphans = self._orphans(ctx, keys, act=act)
         return (
-            AccountReport(
+            replace(
+                orphans,
                 name=account.name,
                 master_expires_at=info.expires_at,
                 master_ok=True,
                 password_changed_at=ctx.account_state.password_changed_at,
                 password_change_detected_now=detected,
-                orphans=orphans,
+                password_change_pending_keys=sum(1 for r in reports if r.password_change_pending),
             ),
             reports,
         )
@@ -434,25 +453,22 @@ class Engine:
         return Credentials(api_key=api_key, secret=Secret(api_secret), kind=kind)
 
     def _detect_password_change(self, ctx: _Ctx, master_info: ExchangeKey) -> bool:
-        """An expiry that moves earlier (or appears) on the same master key means the account's
-        password changed: every key of the account then dies `password_change_grace` later."""
+        """An expiry that appears or moves earlier, to within the grace, on the same master key
+        means the account's password changed (rotator/password_change.py decides)."""
         old = ctx.account_state
         fp = fingerprint(master_info.key_id)
         new_expiry = master_info.expires_at
         changed_at: datetime | None = None
-        if (
-            old.master_key_fp == fp
-            and new_expiry is not None
-            and (
-                old.master_expires_at is None
-                or new_expiry < old.master_expires_at - PASSWORD_CHANGE_TOLERANCE
-            )
-        ):
+        if old.master_key_fp == fp:
             grace = max(
                 (k.policy.password_change_grace for k in self.keys), default=timedelta(days=7)
             )
-            changed_at = min(self.clock.now(), new_expiry - grace)
-            if old.password_changed_at is not None and changed_at <= old.password_changed_at:
+            changed_at = signalled_change(
+                old.master_expires_at, new_expiry, self.clock.now(), grace
+            )
+            if old.password_changed_at is not None and (
+                changed_at is None or changed_at <= old.password_changed_at
+            ):
                 changed_at = None
         new_state = replace(
             old,
@@ -465,20 +481,106 @@ class Engine:
                 "password_change.detected",
                 account=ctx.account.name,
                 keys_die_at=(new_expiry.isoformat() if new_expiry else None),
-                action="rotating every key of the account now; replace the master key by hand",
+                action="rotating the keys the policy's password_change_scope names now; "
+                "replace the master key by hand",
             )
         ctx.account_state = new_state
         return changed_at is not None
 
-    def _orphans(self, ctx: _Ctx) -> tuple[str, ...]:
-        """Tagged keys on the listed sub UIDs that no state record read this run knows about."""
-        found = [
-            fingerprint(item.key_id)
-            for listing in ctx.listings.values()
-            for item in listing
-            if parse_note(item.note) and item.key_id not in ctx.known
-        ]
-        return tuple(sorted(found))
+    def _account_keys(self, account: str) -> tuple[ManagedKey, ...]:
+        return tuple(k for k in self.keys if k.account == account)
+
+    def _orphans(self, ctx: _Ctx, keys: Sequence[ManagedKey], *, act: bool) -> AccountReport:
+        """Judge (and, when acting, delete) the account's orphans: only from the whole picture.
+
+        A run that looked at some keys only, or failed to read some key's state record, judges
+        nothing (orphans=None): a key unknown to a partial view may be another key's live key.
+        """
+        names = frozenset(k.name for k in self._account_keys(ctx.account.name))
+        if {k.name for k in keys} != names or not names <= ctx.read_keys:
+            return AccountReport(name=ctx.account.name)
+        for sub_uid in sorted({k.spec.sub_uid for k in keys} - set(ctx.listings)):
+            with contextlib.suppress(RotatorError):  # unlisted: judged next run, nothing lost
+                self._listing(ctx, sub_uid)
+        to_delete, to_report = judge_orphans(
+            ctx.listings,
+            AccountRecords(key_ids=frozenset(ctx.known), names=names),
+            self._bybit_now(),
+            ORPHAN_MIN_AGE,
+        )
+        deleted: tuple[Orphan, ...] = ()
+        if act and to_delete:
+            deleted = self._sweep_orphans(ctx, to_delete)
+        gone = {o.key_id for o in deleted}
+        left = [o for o in (*to_delete, *to_report) if o.key_id not in gone]
+        kept = [o for o in left if o.kind is not OrphanKind.DELETABLE]
+        fps = tuple(sorted(fingerprint(o.key_id) for o in left))
+        if left:
+            log.warning(
+                "orphans.found",
+                account=ctx.account.name,
+                count=len(left),
+                key_fps=fps,
+                kept=len(kept),
+                action="kept: unknown key names are never deleted"
+                if len(kept) == len(left)
+                else "a full reconcile deletes keys of configured names",
+            )
+        return AccountReport(
+            name=ctx.account.name,
+            orphans=fps,
+            orphans_kept=tuple(sorted(fingerprint(o.key_id) for o in kept)),
+            orphans_deleted=tuple(sorted(fingerprint(k) for k in gone)),
+        )
+
+    def _sweep_orphans(self, ctx: _Ctx, to_delete: Sequence[Orphan]) -> tuple[Orphan, ...]:
+        """Delete orphans whose secret never reached Vault, re-reading every record first."""
+        keys = self._account_keys(ctx.account.name)
+
+        def referenced() -> frozenset[str]:
+            states = [self._read_state(k)[0] for k in keys]
+            consumers = [self.store.read(k.consumer_path) for k in keys]
+            ids = [c.data.get("api_key") if c else None for c in consumers]
+            return referenced_key_ids(states, [i for i in ids if isinstance(i, str)])
+
+        def delete(key_id: str) -> None:
+            ctx.authority.fence_strict()  # LeaseLost: another actor holds the account now
+            self.exchange.delete_sub_key(ctx.master, key_id)  # the one orphan delete on Bybit
+
+        deleted: list[Orphan] = []
+        for candidate in to_delete:
+            try:
+                done, _ = sweep([candidate], referenced=referenced, delete=delete)
+            except LeaseLost as exc:
+                log.info("orphans.sweep.fenced", reason=exc.message)
+                break
+            except RotatorError as exc:
+                log.error(
+                    "orphan.delete_failed",
+                    key_fp=fingerprint(candidate.key_id),
+                    error=exc.message,
+                    action="judged again at the next full reconcile",
+                )
+                continue
+            deleted.extend(done)
+        for orphan in deleted:
+            ctx.listings.pop(orphan.sub_uid, None)
+            log.warning(
+                "orphan.deleted",
+                key_fp=fingerprint(orphan.key_id),
+                rotation_id=orphan.rotation_id,
+                key=orphan.key_name,
+            )
+        return tuple(deleted)
+
+    def _clock_offset(self) -> timedelta:
+        """Bybit's clock minus ours, as the client last measured it (zero if it cannot say)."""
+        offset = getattr(self.exchange, "clock_offset", None)
+        return offset if isinstance(offset, timedelta) else timedelta(0)
+
+    def _bybit_now(self) -> datetime:
+        """The host clock corrected by the measured offset: the clock `createdAt` is on."""
+        return self.clock.now() + self._clock_offset()
 
     # ================================================================== keys
     def _reconcile_key_isolated(self, key: ManagedKey, ctx: _Ctx, *, act: bool) -> KeyReport:
@@ -513,6 +615,8 @@ class Engine:
         record = self.store.read(key.state_path)
         if record is None:
             self._last[key.name] = (KeyState(), 0)
+            if ctx is not None:
+                ctx.read_keys.add(key.name)  # read, and it refers to no key
             return KeyState(), 0
         try:
             state = KeyState.from_record(record.data, f"state record {key.state_path}")
@@ -522,14 +626,14 @@ class Engine:
             ) from None
         self._last[key.name] = (state, record.version)
         if ctx is not None:
+            ctx.read_keys.add(key.name)
             self._remember_refs(state, ctx)
         return state, record.version
 
     @staticmethod
     def _remember_refs(state: KeyState, ctx: _Ctx) -> None:
         """Key ids a state record refers to: not orphans."""
-        refs = (state.active, state.previous, state.rotation and state.rotation.pending)
-        ctx.known.update(ref.key_id for ref in refs if ref)
+        ctx.known.update(referenced_key_ids([state]))
 
     def _expiry_of_active(
         self, key: ManagedKey, state: KeyState, ctx: _Ctx
@@ -540,7 +644,11 @@ class Engine:
             (k for k in self._listing(ctx, key.spec.sub_uid) if k.key_id == state.active.key_id),
             None,
         )
-        reported = listed.expires_at if listed else state.active.expires_at
+        reported = (
+            planning_expiry(listed.expires_at, self._clock_offset())
+            if listed
+            else state.active.expires_at
+        )
         created = state.active.created_at or (listed.created_at if listed else None)
         expiry = effective_expiry(
             reported=reported,
@@ -720,24 +828,55 @@ class Engine:
             return "active_missing"
         if key.name in ctx.force:
             return "forced"
-        recorded = state.active.expires_at
-        reported = listed.expires_at
-        if reported is not None and (
-            recorded is None or reported < recorded - PASSWORD_CHANGE_TOLERANCE
-        ):
-            changed_at = min(now, reported - key.policy.password_change_grace)
-            ctx.key_signal = (
-                changed_at if ctx.key_signal is None else max(ctx.key_signal, changed_at)
-            )
+        signal = signalled_change(
+            state.active.expires_at, listed.expires_at, now, key.policy.password_change_grace
+        )
+        if signal is not None:
+            # Bybit says this very key dies within the grace: it rotates whatever the scope.
+            ctx.key_signal = signal if ctx.key_signal is None else max(ctx.key_signal, signal)
             return "password_change"
         seed = f"{key.name}:{state.active.key_id}"
         if due_for_rotation(expiry, seed, key.policy, now):
-            changed = ctx.account_state.password_changed_at
-            created = state.active.created_at
-            if changed is not None and (created is None or created < changed):
-                return "password_change"
-            return "expiring"
+            forced = awaits_forced_rotation(
+                created_at=state.active.created_at,
+                ip_bound=key.spec.is_ip_bound,
+                changed_at=ctx.account_state.password_changed_at,
+                scope=key.policy.password_change_scope,
+            )
+            return "password_change" if forced else "expiring"
+        if (
+            key.policy.on_drift is OnDrift.ROTATE
+            and spec_mismatches(key.spec, listed)
+            and (
+                state.last_rotation_at is None
+                or now - state.last_rotation_at >= DRIFT_ROTATION_MIN_GAP
+            )
+        ):
+            return "spec_changed"
         return None
+
+    def _with_signals(self, key: ManagedKey, report: KeyReport, ctx: _Ctx) -> KeyReport:
+        """Add what the account's view says about one key: drift, a pending forced rotation."""
+        if report.key_id is None:
+            return report
+        listed = next(
+            (
+                item
+                for item in ctx.listings.get(key.spec.sub_uid, ())
+                if item.key_id == report.key_id
+            ),
+            None,
+        )
+        drift = None if listed is None else tuple(spec_mismatches(key.spec, listed))
+        # Until promotion the active key is the old one; a key out of scope that Bybit itself
+        # reported dying rotates with reason password_change and counts too.
+        pending = awaits_forced_rotation(
+            created_at=report.active_created_at,
+            ip_bound=key.spec.is_ip_bound and report.rotation_reason != "password_change",
+            changed_at=ctx.account_state.password_changed_at,
+            scope=key.policy.password_change_scope,
+        )
+        return replace(report, drift=drift, password_change_pending=pending)
 
     # ================================================================== steps
     def _step(
@@ -1239,6 +1378,7 @@ class Engine:
             "renewal_at": renewal,
             "rotations": record.rotations,
             "last_rotation_at": record.last_rotation_at,
+            "active_created_at": record.active.created_at if record.active else None,
             "escalated": is_escalated(expiry, key.policy, now) and record.rotation is not None,
         }
         base.update(fields)
@@ -1358,23 +1498,7 @@ def verification_problems(
     spec: KeySpec, info: ExchangeKey, policy: RotationPolicy, now: datetime
 ) -> list[str]:
     """What differs between the spec and what query-api (signed by the new key) reports."""
-    problems = []
-    wanted = dict(spec.permissions)
-    got = dict(info.permissions)
-    for group, values in wanted.items():
-        missing = set(values) - set(got.get(group, ()))
-        if missing:
-            problems.append(f"permission {group} lacks {sorted(missing)}")
-    for group, values in got.items():
-        extra = set(values) - set(wanted.get(group, ()))
-        if extra and group not in AUTO_ADDED_GROUPS:
-            problems.append(f"unexpected permission {group} {sorted(extra)}")
-    if info.read_only != spec.read_only:
-        problems.append(f"readOnly is {int(info.read_only)}, wanted {int(spec.read_only)}")
-    want_ips = set(spec.ips) if spec.is_ip_bound else {"*"}
-    got_ips = set(info.ips) or {"*"}
-    if got_ips != want_ips:
-        problems.append(f"IPs are {sorted(got_ips)}, wanted {sorted(want_ips)}")
+    problems = spec_mismatches(spec, info)
     if info.is_master:
         problems.append("the new key is a master key")
     if info.user_id is not None and info.user_id != spec.sub_uid:
@@ -1409,26 +1533,8 @@ def consumer_record(key: ManagedKey, pending: PendingKey, rotation_id: str) -> d
 
 
 def _failure_class(exc: RotatorError) -> str:
-    """A bounded label for metrics."""
-    names = {
-        "StoreConflict": "conflict",
-        "StoreUnavailable": "vault",
-        "StoreDenied": "vault_denied",
-        "ExchangeUnavailable": "bybit",
-        "ExchangeRateLimited": "bybit_rate_limit",
-        "ExchangeClockSkew": "clock_skew",
-        "ExchangeOutcomeUnknown": "bybit_outcome_unknown",
-        "ExchangeAuthFailed": "bybit_auth",
-        "ExchangePermissionDenied": "bybit_permission",
-        "ExchangeRejected": "bybit_rejected",
-        "KeyLimitReached": "key_limit",
-        "VerificationFailed": "verification",
-        "StateCorrupt": "state_corrupt",
-        "HandOffFailed": "handoff",
-    }
-    return names.get(
-        type(exc).__name__, "temporary" if isinstance(exc, TemporaryError) else "permanent"
-    )
+    """A bounded label for metrics (rotator/failures.py)."""
+    return failure_class(exc).value
 
 
 def _short(message: str, limit: int = 300) -> str:

@@ -140,7 +140,7 @@ class Rotation:
     """One rotation in flight."""
 
     id: str  # also in the new key's Bybit note: rotator:<id>:<key name>
-    reason: str  # initial | expiring | forced | password_change | active_missing
+    reason: str  # initial | expiring | forced | password_change | active_missing | spec_changed
     step: Step
     started_at: datetime
     pending: PendingKey | None = None

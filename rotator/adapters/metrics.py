@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from rotator import __version__
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from collections.abc import Iterable
+    from datetime import datetime, timedelta
 
     from rotator.adapters.bybit import RequestObservation
     from rotator.rotation import KeyReport, ReconcileResult
@@ -34,6 +35,11 @@ KEY_STATES = (
     "failed",  # the last attempt failed; retrying with backoff
     "escalated",  # will not make it before expiry without a human
 )
+SCHEDULER_JOBS = ("reconcile", "due", "probe", "heartbeat")
+SCHEDULER_EVENTS = ("error", "missed")
+RELOAD_OUTCOMES = ("applied", "rejected")
+# What rotator/adapters/vault.py names its operations (an unknown one still counts, from 1).
+VAULT_OPERATIONS = ("read", "write", "destroy", "list", "login", "ping", "capabilities")
 
 
 class Metrics:
@@ -94,6 +100,12 @@ class Metrics:
             KEY_LABELS,
             registry=r,
         )
+        self.key_drift = Gauge(
+            "rotator_key_drift",
+            "1 if the active key's permissions, IPs or readOnly on Bybit differ from the config.",
+            KEY_LABELS,
+            registry=r,
+        )
         self.handoff_failures = Counter(
             "rotator_handoff_failures",
             "Hand-off hooks that failed.",
@@ -108,9 +120,17 @@ class Metrics:
             ("account",),
             registry=r,
         )
-        self.password_change_detected = Gauge(
-            "rotator_password_change_detected",
-            "1 once a password change of the account was detected or declared.",
+        self.password_change_timestamp = Gauge(
+            "rotator_password_change_timestamp_seconds",
+            "When the account's login password last changed, as detected or declared (Unix "
+            "time); 0 if never.",
+            ("account",),
+            registry=r,
+        )
+        self.password_change_pending_keys = Gauge(
+            "rotator_password_change_pending_keys",
+            "Managed keys of the account that a password change forces to rotate and that are "
+            "not yet replaced.",
             ("account",),
             registry=r,
         )
@@ -149,6 +169,11 @@ class Metrics:
             "rotator_vault_errors",
             "Vault operations that failed.",
             ("operation",),
+            registry=r,
+        )
+        self.bybit_clock_offset = Gauge(
+            "rotator_bybit_clock_offset_seconds",
+            "Bybit's clock minus this host's, as last measured (signing is corrected by it).",
             registry=r,
         )
         self.vault_up = Gauge(
@@ -195,7 +220,46 @@ class Metrics:
             registry=r,
         )
 
+        # key -> (account, awaits its forced rotation): per-account counts survive partial runs
+        self._password_pending: dict[str, tuple[str, bool]] = {}
+
     # ---- helpers the daemon calls
+    def declare(self, keys: Iterable[tuple[str, str, int]], accounts: Iterable[str]) -> None:
+        """Create the series of these keys and accounts whose value is known before the first
+        reconcile: per key the attempt and completion counters and the gauges whose 0 means
+        "nothing wrong"; per account the orphan and pending-key gauges; the daemon's counters for
+        every value of their closed label sets. Called at start and on each reload."""
+        known = {g: _label_sets(g) for g in (self.key_escalated, self.key_drift)}
+        for name, account, sub_uid in keys:
+            labels = (name, account, str(sub_uid))
+            self._declare_key(labels)
+            for gauge, have in known.items():
+                if labels not in have:
+                    gauge.labels(*labels).set(0)
+        seen = _label_sets(self.orphan_keys)
+        for account in accounts:
+            if (account,) not in seen:
+                self.orphan_keys.labels(account).set(0)
+                self._set_password_pending(account)
+        for job in SCHEDULER_JOBS:
+            for event in SCHEDULER_EVENTS:
+                self.scheduler_job_errors.labels(job, event)
+        for outcome in RELOAD_OUTCOMES:
+            self.config_reloads.labels(outcome)
+        for operation in VAULT_OPERATIONS:
+            self.vault_errors.labels(operation)
+
+    def _declare_key(self, labels: tuple[str, str, str]) -> None:
+        # Not the failure counters per class and hook kind: 21 more series per key (x2 with
+        # _created) would make a 10,000-key scrape ~5x larger (issue 13); the alert rules count a
+        # failure series born within their window with its whole value instead.
+        self.rotation_attempts.labels(*labels)
+        self.rotations_completed.labels(*labels)
+
+    def observe_clock_offset(self, offset: timedelta) -> None:
+        """The offset the Bybit client measured (Bybit's clock minus ours)."""
+        self.bybit_clock_offset.set(offset.total_seconds())
+
     def set_key_state(self, key: str, account: str, sub_uid: int, state: str) -> None:
         if state not in KEY_STATES:
             raise ValueError(f"unknown state {state!r}")
@@ -210,8 +274,12 @@ class Metrics:
             self.key_next_renewal,
             self.key_last_rotation,
             self.key_escalated,
+            self.key_drift,
         ):
             _remove(gauge, labels)
+        gone = self._password_pending.pop(key, None)
+        if gone is not None:
+            self._set_password_pending(gone[0])
         for s in KEY_STATES:
             _remove(self.key_state, (*labels, s))
         for counter in (
@@ -223,6 +291,18 @@ class Metrics:
             for series in _label_sets(counter):
                 if series[: len(labels)] == labels:
                     _remove(counter, series)
+
+    def remove_account(self, account: str) -> None:
+        """Drop an account's series when it leaves the config."""
+        for gauge in (
+            self.master_key_expiry,
+            self.password_change_timestamp,
+            self.password_change_pending_keys,
+            self.orphan_keys,
+            self.leader,
+            self.account_run_seconds,
+        ):
+            _remove(gauge, (account,))
 
     def observe(self, result: ReconcileResult) -> None:
         """Feed one reconcile's result: per-key series, per-account series, run duration."""
@@ -239,10 +319,13 @@ class Metrics:
         for a in result.accounts:
             if a.master_ok:
                 self.master_key_expiry.labels(a.name).set(timestamp(a.master_expires_at))
-                self.orphan_keys.labels(a.name).set(len(a.orphans))
-                self.password_change_detected.labels(a.name).set(
-                    1 if a.password_changed_at is not None else 0
+                if a.orphans is not None:  # judged only by a full run of the account
+                    self.orphan_keys.labels(a.name).set(len(a.orphans))
+                changed = a.password_changed_at
+                self.password_change_timestamp.labels(a.name).set(
+                    changed.timestamp() if changed else 0.0
                 )
+            self._set_password_pending(a.name)
 
     def _observe_key(self, k: KeyReport) -> None:
         labels = (k.name, k.account, str(k.sub_uid))
@@ -257,12 +340,20 @@ class Metrics:
         if known or last:
             self.key_last_rotation.labels(*labels).set(last)
         self.key_escalated.labels(*labels).set(1 if k.escalated else 0)
+        if k.drift is not None:
+            self.key_drift.labels(*labels).set(1 if k.drift else 0)
+        if k.password_change_pending is not None:
+            self._password_pending[k.name] = (k.account, k.password_change_pending)
         if k.step_attempted or k.completed or k.failure is not None:
             self.rotation_attempts.labels(*labels).inc()
         if k.failure is not None:
             self.rotation_failures.labels(*labels, k.failure).inc()
         if k.completed:
             self.rotations_completed.labels(*labels).inc()
+
+    def _set_password_pending(self, account: str) -> None:
+        count = sum(1 for acc, waits in self._password_pending.values() if acc == account and waits)
+        self.password_change_pending_keys.labels(account).set(count)
 
     def observe_request(self, obs: RequestObservation) -> None:
         """The Bybit client's observer: one HTTP attempt."""

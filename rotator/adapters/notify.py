@@ -424,9 +424,11 @@ class Notifier:
                         kind=Kind.PASSWORD_CHANGE,
                         subject=a.name,
                         title=f"Password change detected on account {a.name}",
-                        text="Every API key of the account stops working 7 days after a login "
-                        "password change. The rotator is rotating all managed keys now; the "
-                        "MASTER key cannot be rotated by API: replace it by hand in Vault.",
+                        text="After a login password change Bybit disables API keys 7 days "
+                        "later (its pages say the IP-unbound ones, the seed guide says all). The "
+                        "rotator is replacing the managed keys its password_change_scope names; "
+                        "the MASTER key cannot be rotated by API: check it, and if Bybit now "
+                        "reports an expiry for it, replace it by hand in Vault.",
                         fields={"account": a.name},
                     )
                 )

@@ -221,11 +221,18 @@ def _account_row(a: AccountReport, view: StatusView) -> str:
     return (
         f"<tr><td>{_e(a.name)}</td><td>{_yes_no(a.master_ok)}</td>"
         f"<td>{(_when(expiry) if expiry else 'never') if a.master_ok else '—'}</td>{days}"
-        f"<td>{_when(a.password_changed_at)}</td>"
-        f'<td class="num">{len(a.orphans)}</td>'
+        f"<td>{_when(a.password_changed_at)}{_password_pending(a)}</td>"
+        f'<td class="num">{"—" if a.orphans is None else len(a.orphans)}</td>'
         f"<td>{_when(view.last_reconcile.get(a.name))}</td>"
         f'<td class="why">{_e(a.error)}</td></tr>'
     )
+
+
+def _password_pending(a: AccountReport) -> str:
+    """A password change is news while keys await their forced rotation, history after."""
+    if a.password_changed_at is None or not a.password_change_pending_keys:
+        return ""
+    return f" ({a.password_change_pending_keys} key(s) still to rotate)"
 
 
 def _tracked_table(view: StatusView) -> list[str]:

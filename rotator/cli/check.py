@@ -27,6 +27,7 @@ import click
 
 from rotator import wiring
 from rotator.adapters import bot_config
+from rotator.cli.check_signals import check_clock, master_expiry_advice
 from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, load_config
 from rotator.cli.output import (
     fmt_relative,
@@ -324,19 +325,8 @@ def check_bybit(cfg: Config, runtime: wiring.Runtime, out: Checklist, *, vault_o
     except RotatorError as exc:
         out.fail(exc.message, "check [bybit] base_url/testnet and the network path to Bybit")
         return
-    skew = server - runtime.clock.now()
-    window = timedelta(milliseconds=cfg.bybit.recv_window_ms)
-    if abs(skew) > window / 2:
-        out.warn(
-            f"bybit {cfg.bybit.url}: our clock is {format_duration(abs(skew))} "
-            f"{'behind' if skew > timedelta(0) else 'ahead of'} Bybit's (recv_window "
-            f"{format_duration(window)})",
-            "run NTP (chrony/systemd-timesyncd); the client corrects skew but only after a refusal",
-        )
-    else:
-        out.ok(
-            f"bybit {cfg.bybit.url}: reachable, clocks agree within {format_duration(window / 2)}"
-        )
+    out.ok(f"bybit {cfg.bybit.url}: reachable (server time {fmt_time(server)})")
+    check_clock(cfg, runtime, out)
     if not vault_ok:
         out.warn("bybit: master keys not checked: they live in Vault, which failed above")
         return
@@ -408,8 +398,7 @@ def _check_account(cfg: Config, runtime: wiring.Runtime, name: str, out: Checkli
         if info.expires_at - now < MASTER_EXPIRY_WARNING:
             out.warn(
                 f"{where}: {expiry}; the rotator cannot renew the master key itself",
-                "create a new master key in the web UI (or bind it to your IPs: bound keys do "
-                "not expire) and " + _master_put_command(cfg, master_path),
+                master_expiry_advice(cfg, info, _master_put_command(cfg, master_path)),
             )
             expiry = ""
     if problems:

@@ -196,6 +196,8 @@ REASONS = {
     "initial": "no key yet: the first one is created",
     "expiring": "inside the renewal window before expiry",
     "password_change": "the account password changed: keys created before it stop working",
+    "spec_changed": "the live key differs from the config (permissions, IPs or readOnly): "
+    "replaced by a key of the declared spec (on_drift = rotate)",
     "active_missing": "the active key is gone from Bybit (deleted or expired)",
     "forced": "forced by the operator",
 }

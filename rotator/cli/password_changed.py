@@ -28,6 +28,7 @@ from rotator.cli.output import (
 )
 from rotator.cli.rotate import describe_outcome
 from rotator.intents import Intent, IntentKind, IntentStatus
+from rotator.password_change import what_is_known
 from rotator.rotation import KeyReport
 
 
@@ -101,10 +102,10 @@ def command(
             fail_runtime(done.error or "the password change was not recorded")
         result = done.reports
         dies = at + grace
+        scope = cfg.policy.password_change_scope
         click.echo(
-            f"recorded: the password of account {account_name} changed {fmt_time(at)}; every "
-            f"API key of the account made before then stops working {fmt_time(dies)} "
-            f"({fmt_relative(dies, now)})"
+            f"recorded: the password of account {account_name} changed {fmt_time(at)}. "
+            + what_is_known(scope, f"{fmt_time(dies)} ({fmt_relative(dies, now)})")
         )
         ok = True
         if names and rotate_now:

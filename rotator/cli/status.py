@@ -68,6 +68,8 @@ def key_json(report: KeyReport, now: datetime) -> dict[str, Any]:
         "escalated": report.escalated,
         "rotations": report.rotations,
         "last_rotation_at": iso(report.last_rotation_at),
+        "drift": None if report.drift is None else list(report.drift),
+        "password_change_pending": report.password_change_pending,
     }
 
 
@@ -77,7 +79,11 @@ def account_json(report: AccountReport) -> dict[str, Any]:
         "master_ok": report.master_ok,
         "master_expires_at": iso(report.master_expires_at),
         "password_changed_at": iso(report.password_changed_at),
-        "orphans": list(report.orphans),
+        "password_change_pending_keys": report.password_change_pending_keys,
+        "orphans": list(report.orphans or ()),
+        "orphans_judged": report.orphans is not None,
+        "orphans_kept": list(report.orphans_kept),
+        "orphans_deleted": list(report.orphans_deleted),
         "error": report.error,
     }
 
@@ -203,7 +209,7 @@ def print_status(result: ReconcileResult, now: datetime) -> None:
                 k.name,
                 k.account,
                 str(k.sub_uid),
-                short_key_id(k.key_id) if k.key_id else "-",
+                fingerprint(k.key_id) if k.key_id else "-",
                 fmt_time(k.expires_at),
                 "never" if left is None else f"{left:.1f}",
                 k.state if key_health(k, now) in HEALTHY else key_health(k, now),
@@ -217,7 +223,7 @@ def print_status(result: ReconcileResult, now: datetime) -> None:
             "KEY",
             "ACCOUNT",
             "SUB UID",
-            "KEY ID",
+            "KEY FP",
             "EXPIRES",
             "DAYS LEFT",
             "STATE",
@@ -241,14 +247,55 @@ def print_status(result: ReconcileResult, now: datetime) -> None:
         )
         line = f"account {account.name}: master key ok, {master}"
         if account.password_changed_at is not None:
-            line += f"; password changed {fmt_time(account.password_changed_at)}"
+            line += _password_change_note(account)
         click.echo(line)
-        if account.orphans:
+        for text in _orphan_lines(account):
+            click.echo(f"account {account.name}: {text}")
+    for k in result.keys:
+        if k.drift:
             click.echo(
-                f"account {account.name}: {len(account.orphans)} key(s) tagged by the rotator but "
-                f"managed by no record (fingerprints {', '.join(account.orphans)}): delete them "
-                "in the Bybit web UI if nobody uses them"
+                f"key {k.name}: the live key differs from the config ({'; '.join(k.drift)}); "
+                + (
+                    "rotating to the config's spec"
+                    if k.rotation_reason == "spec_changed"
+                    else "see docs/runbook.md#rotatorkeydrift"
+                )
             )
+
+
+def _password_change_note(account: AccountReport) -> str:
+    """A password change is news while keys still await their forced rotation, history after."""
+    when = fmt_time(account.password_changed_at)
+    if account.password_change_pending_keys:
+        return (
+            f"; PASSWORD CHANGED {when}: {account.password_change_pending_keys} key(s) "
+            "still to rotate"
+        )
+    return f"; last password change {when} (its forced rotations are done)"
+
+
+def _orphan_lines(account: AccountReport) -> list[str]:
+    lines = []
+    if account.orphans_deleted:
+        lines.append(
+            f"deleted {len(account.orphans_deleted)} tagged key(s) whose secret never reached "
+            f"Vault (fingerprints {', '.join(account.orphans_deleted)})"
+        )
+    kept = set(account.orphans_kept)
+    deletable = [fp for fp in account.orphans or () if fp not in kept]
+    if deletable:
+        lines.append(
+            f"{len(deletable)} tagged key(s) whose secret never reached Vault (fingerprints "
+            f"{', '.join(deletable)}): the next full reconcile deletes them"
+        )
+    if kept:
+        lines.append(
+            f"{len(kept)} tagged key(s) the rotator keeps, a key name not in the config or no "
+            f"creation time from Bybit (fingerprints {', '.join(sorted(kept))}): it never deletes "
+            "them, since a removed entry's key may still be in use; delete them in the Bybit web "
+            "UI (their note names the old key) once no bot uses them"
+        )
+    return lines
 
 
 @click.command("status")

@@ -251,6 +251,9 @@ def test_create_whose_outcome_is_unknown_is_never_retried(vt, reply):
     assert len(script.requests) == 1
     assert vt.slept == []
     assert "note" in str(info.value)
+    # It says what the product does about it, never a chore for the user (issue 11).
+    assert "finds it by the rotation id in its note and deletes it" in str(info.value)
+    assert "look for it" not in str(info.value)
 
 
 @pytest.mark.parametrize(

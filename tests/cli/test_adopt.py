@@ -4,7 +4,7 @@ file, never an argument; verified against Bybit before it is stored."""
 from __future__ import annotations
 
 from cli_env import ALPHA_PERMS, Cli
-from rotator.model import short_key_id
+from rotator.model import fingerprint, short_key_id
 
 
 def seed(cli: Cli, **kw):
@@ -22,7 +22,7 @@ def test_adopt_from_stdin(cli: Cli):
     assert record["api_key"] == made.api_key
     assert record["api_secret"] == made.api_secret
     status = cli.run("status", "alpha")
-    assert short_key_id(made.api_key) in status.stdout
+    assert fingerprint(made.api_key) in status.stdout
 
 
 def test_adopt_from_private_file(cli: Cli):

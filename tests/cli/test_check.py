@@ -173,6 +173,52 @@ def test_master_expiring_soon_is_a_warning(cli: Cli, serve_sim):
     assert "cannot renew the master key itself" in warn
 
 
+def fix_of(stdout: str, line: str) -> str:
+    """The fix printed under a check line (the indented lines that follow it)."""
+    rest = stdout.split(line, 1)[1].splitlines()[1:]
+    return " ".join(x.strip() for x in rest if x.startswith(" "))[:2000]
+
+
+def test_master_expiry_advice_says_what_is_uncertain_and_follows_the_policy(cli: Cli, serve_sim):
+    """The fix never claims bound keys do not expire: it names the disagreement between Bybit's
+    pages and the guide, and the assumption of the configured password_change_scope."""
+    sim = sim_with_master(
+        serve_sim, ips=None, options=SimulatorOptions(key_lifetime=timedelta(days=10))
+    )
+    for scope, assumed in (
+        ("all", 'assumes all keys are affected (password_change_scope = "all")'),
+        ("unbound", 'assumes only unbound keys are (password_change_scope = "unbound")'),
+    ):
+        config = cli.config(
+            bybit_url=sim.base_url,
+            policy=f'password_change_scope = "{scope}"',
+            name=f"{scope}.toml",
+        )
+        result = cli.run("check", config=config)
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.stdout.split())
+        assert "bound keys do not expire" not in text
+        assert "uncertain" in text
+        assert assumed in text
+
+
+def test_clock_offset_is_shown_with_the_ntp_fix(cli: Cli, serve_sim):
+    """A host clock 90 s behind Bybit's: a warning naming the offset and how to fix it (NTP)."""
+    sim = sim_with_master(serve_sim)
+    sim.faults.skew(timedelta(seconds=90))
+    result = cli.run("check", config=cli.config(bybit_url=sim.base_url))
+    assert result.exit_code == 0, result.output
+    warn = next(line for line in lines(result.stdout, "warn") if "clock" in line)
+    assert "1m30s behind Bybit's" in warn
+    text = " ".join(result.stdout.split())
+    assert "timedatectl set-ntp true" in text
+    sim.faults.skew(timedelta(0))
+    calm = cli.run("check", config=cli.config(bybit_url=sim.base_url))
+    assert any(
+        line.startswith("ok") and "clock: within" in line for line in calm.stdout.splitlines()
+    )
+
+
 def test_sub_key_stored_as_master(cli: Cli):
     """A sub-account key at the master path: FAIL saying to store the master's key."""
     sub = cli.sim.add_key(2001, permissions={"Wallet": ["AccountTransfer"]})

@@ -19,6 +19,10 @@ def test_keys_become_due_and_the_master_deadline_is_shown(cli: Cli, bao):
     result = cli.run("password-changed", "--account", "main")
     assert result.exit_code == 0, result.output
     assert "recorded: the password of account main changed" in result.stdout
+    # what is known and what is not, and what this config does about it (issue 11)
+    assert "Bybit's pages say its IP-unbound keys stop working" in result.stdout
+    assert "the seed guide says all its keys" in result.stdout
+    assert 'password_change_scope = "all"' in result.stdout
     due = [
         line.split("\t")
         for line in result.stdout.splitlines()

@@ -7,7 +7,7 @@ import json
 import pytest
 from cli_env import ALPHA_PERMS, DEFAULT_KEYS, Cli, toml_key
 from rotator.cli import output
-from rotator.model import short_key_id
+from rotator.model import fingerprint, short_key_id
 
 JSON_KEY_FIELDS = {
     "name",
@@ -27,6 +27,8 @@ JSON_KEY_FIELDS = {
     "escalated",
     "rotations",
     "last_rotation_at",
+    "drift",
+    "password_change_pending",
 }
 
 
@@ -37,11 +39,11 @@ def test_healthy_keys_exit_0_with_a_row_each(cli: Cli):
     result = cli.run("status")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split("\t")[:4] == ["KEY", "ACCOUNT", "SUB UID", "KEY ID"]
+    assert lines[0].split("\t")[:4] == ["KEY", "ACCOUNT", "SUB UID", "KEY FP"]
     rows = {line.split("\t")[0]: line.split("\t") for line in lines[1:3]}
     alpha = cli.consumer("alpha")["api_key"]
     assert rows["alpha"][2] == "2001"
-    assert rows["alpha"][3] == short_key_id(alpha)
+    assert rows["alpha"][3] == fingerprint(alpha)  # the key_fp the logs carry
     assert float(rows["alpha"][5]) == pytest.approx(90, abs=0.1)
     assert rows["alpha"][6] == "idle"
     assert rows["alpha"][7].startswith("rotate in 7")
@@ -150,3 +152,49 @@ def test_tty_gets_an_aligned_table(cli: Cli, monkeypatch: pytest.MonkeyPatch):
     header = result.stdout.splitlines()[0]
     assert "KEY" in header
     assert "SUB UID" in header
+
+
+def test_status_name_never_calls_another_keys_live_key_an_orphan(cli: Cli):
+    """Two keys on one sub UID: `status alpha` judges no orphan (issue 11: it used to tell the
+    operator to delete the live key of the other), and `status` finds none either."""
+    cli.config(keys=toml_key("alpha", 2001, ALPHA_PERMS) + toml_key("bound", 2001, ALPHA_PERMS))
+    assert cli.run("rotate", "alpha").exit_code == 0
+    assert cli.run("rotate", "bound").exit_code == 0
+    for args in (("status", "alpha"), ("status",)):
+        result = cli.run(*args)
+        assert result.exit_code == 0, result.output
+        assert "tagged" not in result.stdout
+        assert "delete" not in result.stdout
+    doc = json.loads(cli.run("status", "alpha", "--json").stdout)
+    assert doc["accounts"][0]["orphans_judged"] is False
+    assert doc["accounts"][0]["orphans"] == []
+
+
+def test_password_change_shows_as_history_once_keys_rotated(cli: Cli):
+    """While keys await their forced rotation status says PASSWORD CHANGED; after, history."""
+    assert cli.run("rotate", "alpha").exit_code == 0
+    assert cli.run("password-changed", "--account", "main").exit_code == 0
+    before = cli.run("status", "alpha")
+    assert "PASSWORD CHANGED" in before.stdout
+    assert "1 key(s) still to rotate" in before.stdout
+    assert cli.run("rotate", "alpha").exit_code == 0
+    after = cli.run("status", "alpha")
+    assert "PASSWORD CHANGED" not in after.stdout
+    assert "last password change" in after.stdout
+
+
+def test_drift_is_reported_in_the_table_footer_and_json(cli: Cli):
+    """The config now wants the key read-only: status --live names the difference (text and
+    --json) while on_drift = "alert" leaves the key alone."""
+    cli.config(keys=toml_key("alpha", 2001, ALPHA_PERMS))
+    assert cli.run("rotate", "alpha").exit_code == 0
+    cli.config(
+        keys=toml_key("alpha", 2001, ALPHA_PERMS, "read_only = true\n"),
+        policy='on_drift = "alert"',
+    )
+    result = cli.run("status", "--live")
+    assert "key alpha: the live key differs from the config (readOnly is 0, wanted 1)" in (
+        " ".join(result.stdout.split())
+    )
+    doc = json.loads(cli.run("status", "--live", "--json").stdout)
+    assert doc["keys"][0]["drift"] == ["readOnly is 0, wanted 1"]

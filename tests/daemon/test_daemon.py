@@ -287,6 +287,48 @@ def test_handoff_failure_is_counted_and_retried(world, sim_clock):
     assert (out / "bot1.env").is_file()
 
 
+def test_every_key_series_is_on_metrics_at_zero_before_any_rotation(world):
+    """/metrics, before the first reconcile: every key's attempt and completion counters and its
+    escalated and drift gauges exist at 0, the accounts' orphan and pending-key gauges too; a key
+    added by a reload gets them at once."""
+    port = free_port()
+    world["path"].write_text(world["text"](metrics=True, port=port, extra=""))
+    d = world["make"]()
+    assert d.start_http()
+    try:
+        body = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        labels = 'account="main",key="bot1",sub_uid="2001"'
+        for name in (
+            "rotator_rotation_attempts_total",
+            "rotator_rotations_completed_total",
+            "rotator_key_escalated",
+            "rotator_key_drift",
+        ):
+            assert f"{name}{{{labels}}} 0.0" in body, name
+        assert 'rotator_orphan_keys{account="main"} 0.0' in body
+        assert 'rotator_password_change_pending_keys{account="main"} 0.0' in body
+        assert 'rotator_scheduler_job_errors_total{event="error",job="due"} 0.0' in body
+        world["path"].write_text(world["text"](metrics=True, port=port))
+        assert d.reload() is True
+        assert value(d, "rotator_rotation_attempts_total", **BOT2_LABELS) == 0
+        assert value(d, "rotator_key_drift", **BOT2_LABELS) == 0
+    finally:
+        d.http.close()
+
+
+def test_probe_exports_the_clock_offset_to_bybit(world, simulator):
+    """The Bybit probe measures Bybit's clock minus ours and exports it."""
+    d = world["make"]()
+    d.probe()
+    assert value(d, "rotator_bybit_clock_offset_seconds") == 0
+    simulator.faults.skew(timedelta(seconds=-90))
+    try:
+        d.probe()
+    finally:
+        simulator.faults.skew(timedelta(0))
+    assert value(d, "rotator_bybit_clock_offset_seconds") == pytest.approx(-90, abs=1)
+
+
 def test_two_replicas_one_acts_the_other_follows(world, simulator, sim_clock):
     """Replica A holds the lease and acts; B makes no Bybit call, exports A's snapshot (same key
     gauges, rotator_leader 0) and counts nothing; when A stops cleanly, B takes over at once."""

@@ -56,7 +56,7 @@ def test_key_and_account_series():
     assert get("rotator_rotation_attempts_total", L) == 1
     assert get("rotator_rotations_completed_total", L) == 1
     assert math.isinf(get("rotator_master_key_expiry_timestamp_seconds", {"account": "main"}))
-    assert get("rotator_password_change_detected", {"account": "main"}) == 1
+    assert get("rotator_password_change_timestamp_seconds", {"account": "main"}) == NOW.timestamp()
     assert get("rotator_orphan_keys", {"account": "main"}) == 1
     assert get("rotator_reconcile_duration_seconds_sum") == 2
 
@@ -106,5 +106,92 @@ def test_adapter_hooks_and_remove_key():
         ("rotator_rotations_completed_total", {}),
         ("rotator_rotation_failures_total", {"reason": "vault"}),
         ("rotator_handoff_failures_total", {"hook": "file"}),
+        ("rotator_key_drift", {}),
     ]:
         assert get(name, L | extra) is None, name
+
+
+def test_declared_series_exist_at_zero_before_any_reconcile():
+    """The series whose value is known before the first reconcile exist at 0 before it."""
+    m = Metrics()
+    m.declare([("bot1", "main", 2001)], ["main"])
+    get = m.registry.get_sample_value
+    assert get("rotator_rotation_attempts_total", L) == 0
+    assert get("rotator_rotations_completed_total", L) == 0
+    # Per-class failure series are not declared (scrape size, issue 13): the rules count a
+    # series born within their window (deploy/prometheus/rules_test.yml starts them absent).
+    assert get("rotator_rotation_failures_total", L | {"reason": "bybit"}) is None
+    assert get("rotator_key_escalated", L) == 0
+    assert get("rotator_key_drift", L) == 0
+    assert get("rotator_orphan_keys", {"account": "main"}) == 0
+    assert get("rotator_password_change_pending_keys", {"account": "main"}) == 0
+    assert get("rotator_scheduler_job_errors_total", {"job": "due", "event": "error"}) == 0
+    assert get("rotator_config_reloads_total", {"outcome": "rejected"}) == 0
+    assert get("rotator_vault_errors_total", {"operation": "write"}) == 0
+
+
+def test_declare_keeps_known_values():
+    """A reload re-declares: a gauge already set is not reset to 0."""
+    m = Metrics()
+    m.observe(result(state="escalated", escalated=True, drift=("readOnly is 0, wanted 1",)))
+    m.declare([("bot1", "main", 2001)], ["main"])
+    get = m.registry.get_sample_value
+    assert get("rotator_key_escalated", L) == 1
+    assert get("rotator_key_drift", L) == 1
+    assert get("rotator_orphan_keys", {"account": "main"}) == 1
+
+
+def test_password_change_pending_counts_keys_until_rotated():
+    """Pending keys per account come from each key's last report, so a partial run of another
+    key does not reset them; the count drops to 0 once the key is replaced."""
+    m = Metrics()
+    get = m.registry.get_sample_value
+    m.observe(result(password_change_pending=True))
+    assert get("rotator_password_change_pending_keys", {"account": "main"}) == 1
+    other = ReconcileResult(
+        started_at=NOW,
+        finished_at=NOW,
+        keys=(
+            KeyReport(
+                name="bot2",
+                account="main",
+                sub_uid=2002,
+                state="idle",
+                key_id="K2",
+                password_change_pending=False,
+            ),
+        ),
+        accounts=(AccountReport(name="main", master_ok=True),),
+    )
+    m.observe(other)
+    assert get("rotator_password_change_pending_keys", {"account": "main"}) == 1
+    assert get("rotator_password_change_timestamp_seconds", {"account": "main"}) == 0
+    m.observe(result(password_change_pending=None))  # unknown: keeps the last word
+    assert get("rotator_password_change_pending_keys", {"account": "main"}) == 1
+    m.observe(result(password_change_pending=False))
+    assert get("rotator_password_change_pending_keys", {"account": "main"}) == 0
+
+
+def test_orphans_unjudged_leave_the_gauge_alone():
+    """A partial run (orphans None) does not touch rotator_orphan_keys."""
+    m = Metrics()
+    m.observe(result())
+    partial = ReconcileResult(
+        started_at=NOW,
+        finished_at=NOW,
+        keys=(),
+        accounts=(AccountReport(name="main", master_ok=True, orphans=None),),
+    )
+    m.observe(partial)
+    assert m.registry.get_sample_value("rotator_orphan_keys", {"account": "main"}) == 1
+
+
+def test_clock_offset_and_drift():
+    m = Metrics()
+    m.observe_clock_offset(timedelta(seconds=-42.5))
+    get = m.registry.get_sample_value
+    assert get("rotator_bybit_clock_offset_seconds") == -42.5
+    m.observe(result(drift=()))
+    assert get("rotator_key_drift", L) == 0
+    m.observe(result(drift=("IPs are ['*'], wanted ['1.2.3.4']",)))
+    assert get("rotator_key_drift", L) == 1

@@ -11,7 +11,7 @@ Bybit never acted on it: a connection that could not be opened (connect error/ti
 timeout: no byte was sent) or a 10002 / 10006 reply (rejected before execution). Anything else
 that is temporary (read/write timeout, dropped connection, 5xx, 10000/10016, HTTP 429/403, a
 malformed or incomplete reply) may have created the key, so it becomes `ExchangeOutcomeUnknown`
-at once: the caller must look for the key by its note before creating again.
+at once: the engine then finds the key by its note and deletes it before creating again.
 
 The clock: on 10002 the client measures the offset to Bybit's clock (GET /v5/market/time) and
 adds it to every later timestamp, then resends.
@@ -654,7 +654,8 @@ def _outcome_unknown(error: RotatorError, *, endpoint: str, key_fp: str) -> Exch
     retry_after = getattr(error, "retry_after", None)
     return ExchangeOutcomeUnknown(
         f"Bybit {endpoint} (key_fp={key_fp}): the key may have been created but the reply was "
-        f"lost ({error.message}); look for it by its note before creating again",
+        f"lost ({error.message}); the rotator finds it by the rotation id in its note and deletes "
+        "it before creating again (nobody can hold its secret)",
         ret_code=ret_code,
         ret_msg=getattr(error, "ret_msg", None),
         http_status=http_status,
