@@ -507,6 +507,19 @@ class Cluster:
         data = resp["data"]["data"]
         return data if isinstance(data, dict) else None
 
+    def read_version(self, rel: str, version: int) -> dict[str, Any] | None:
+        try:
+            resp = self.vault.secrets.kv.v2.read_secret_version(
+                path=f"{self.prefix}/{rel}",
+                version=version,
+                mount_point="secret",
+                raise_on_deleted_version=False,
+            )
+        except hvac.exceptions.InvalidPath:
+            return None
+        data = resp["data"]["data"]
+        return data if isinstance(data, dict) else None
+
     def state(self) -> dict[str, Any] | None:
         return self.read(f"state/{KEY_NAME}")
 

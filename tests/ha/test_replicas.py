@@ -13,6 +13,7 @@ Lease settings are short (3 s / 2 s / 500 ms) and keys live 40 s, so a rotation 
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 from cluster import (
     KEY_NAME,
+    MASTER_SECRET,
     SLACK_S,
     TOKEN_ENV,
     Cluster,
@@ -164,6 +166,25 @@ def assert_history_clean(cluster: Cluster) -> None:
     )
 
 
+def assert_no_secret_leaked(cluster: Cluster) -> None:
+    """No secret and no full key id in any replica's output, the hand-off log or a notification:
+    the master secret, the Vault token, every secret Vault still holds, every key id Bybit made."""
+    secrets = {MASTER_SECRET, cluster.bao.root_token}
+    path = f"{cluster.prefix}/keys/{KEY_NAME}"
+    meta = cluster.vault.secrets.kv.v2.read_secret_metadata(path=path, mount_point="secret")
+    for version in meta["data"]["versions"]:
+        data = cluster.read_version(f"keys/{KEY_NAME}", int(version)) or {}
+        secrets.add(str(data.get("api_secret") or ""))
+    key_ids = {e.api_key for e in collect(cluster).events}
+    texts = {f"replica{r.n}": r.out.read_text() + r.err.read_text() for r in cluster.replicas}
+    handoffs = cluster.tmp / "handoffs.jsonl"
+    texts["hand-off log"] = handoffs.read_text() if handoffs.exists() else ""
+    texts["notifications"] = json.dumps(cluster.receiver.received)
+    for where, text in texts.items():
+        for secret in secrets | key_ids:
+            assert len(secret) < 8 or secret not in text, f"a secret or key id leaked into {where}"
+
+
 def run_rounds(cluster: Cluster, steps: tuple[str, ...], sig: signal.Signals) -> None:
     wait_for(lambda: cluster.completed() >= 1, 40, "the first rotation", every=0.2)
     try:
@@ -178,6 +199,7 @@ def run_rounds(cluster: Cluster, steps: tuple[str, ...], sig: signal.Signals) ->
             f"\n\nreplicas:\n{replica_logs(cluster)}"
         )
     assert_history_clean(cluster)
+    assert_no_secret_leaked(cluster)
 
 
 @pytest.mark.timeout(170)
