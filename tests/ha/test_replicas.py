@@ -183,7 +183,7 @@ def assert_no_secret_leaked(cluster: Cluster) -> None:
     leaked = sorted(
         where
         for where, text in texts.items()
-        if any(len(secret) >= 8 and secret in text for secret in secrets | key_ids)  # noqa: PLR2004
+        if any(len(secret) >= 8 and secret in text for secret in secrets | key_ids)
     )
     assert not leaked, f"a secret or key id leaked into {leaked}"
 
