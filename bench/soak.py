@@ -24,10 +24,10 @@ from rotator import logs  # noqa: E402
 from rotator.adapters.vault import VaultAuth, VaultStore  # noqa: E402
 from rotator.clock import ManualClock, SystemClock  # noqa: E402
 from rotator.model import Secret  # noqa: E402
+from soak_run import orphans, soak  # noqa: E402
 
 from fixtures.simulator import SIM_START, new_simulator  # noqa: E402
 from fixtures.vault import start_bao, stop_bao  # noqa: E402
-from soak import orphans, soak  # noqa: E402
 
 
 def main() -> None:

@@ -13,16 +13,20 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
+import httpx
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     field_validator,
     model_validator,
@@ -54,6 +58,18 @@ SUB_KEY_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9_.-]{0,62}[a-z0-9])?$")
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few KiB; a megabyte is a mistake, not a config
+ROTATOR_FOLDERS = (
+    "state",
+    "accounts",
+    "leases",
+    "intents",
+    "snapshots",
+    "ack",
+    "reminders",
+    "tracked",
+)
+"""Folders under the prefix that only the rotator writes: no key's vault_path may point there."""
 
 
 def _duration(value: object) -> object:
@@ -64,10 +80,18 @@ def _duration(value: object) -> object:
     raise ValueError('write durations as text with a unit, like "14d", "24h" or "90s"')
 
 
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("must be longer than zero")
-    return value
+def _within(low: timedelta, high: timedelta) -> Callable[[timedelta], timedelta]:
+    """A duration range check whose message names the range (docs/configuration.md lists them)."""
+
+    def check(value: timedelta) -> timedelta:
+        if not low <= value <= high:
+            raise ValueError(
+                f"{format_duration(value)} is out of range; write a duration from "
+                f"{format_duration(low)} to {format_duration(high)}"
+            )
+        return value
+
+    return check
 
 
 def _name(value: str) -> str:
@@ -79,9 +103,47 @@ def _name(value: str) -> str:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-PositiveDuration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_positive)]
 Name = Annotated[str, AfterValidator(_name)]
+# Strict: TOML has real booleans and integers; `true` for a UID or "yes" for a flag is a mistake.
+StrictBool = Annotated[bool, Strict()]
+StrictInt = Annotated[int, Strict()]
+
+_MS = timedelta(milliseconds=1)
+_S = timedelta(seconds=1)
+_DAY = timedelta(days=1)
+# The sane range of every duration (docs/configuration.md "Ranges"). A value outside is a typo
+# (`"14w"` for `"14d"`) or would overflow date arithmetic; either way the file is refused. The
+# lower bounds allow the seconds-long lifetimes of `rotator demo` and the simulator tests.
+RenewBefore = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_within(_S, 80 * _DAY))
+]
+GracePeriod = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_within(0 * _S, 30 * _DAY))
+]
+ReconcileInterval = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_within(_S, _DAY))
+]
+Jitter = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_within(0 * _S, 7 * _DAY))]
+RetryBudget = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_within(0 * _S, 30 * _DAY))
+]
+KeyLifetime = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_within(10 * _S, 365 * _DAY))
+]
+PasswordChangeGrace = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_within(_S, 30 * _DAY))
+]
+Timeout = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_within(100 * _MS, timedelta(minutes=5)))
+]
+NotifyInterval = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_within(0 * _S, 7 * _DAY))
+]
+# Sub-second lease times only make sense for tests on loopback; the defaults are 60s/40s/15s.
+LeaseTime = Annotated[
+    timedelta, BeforeValidator(_duration), AfterValidator(_within(100 * _MS, timedelta(hours=1)))
+]
+AckWait = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_within(_S, 30 * _DAY))]
 
 
 class _Model(BaseModel):
@@ -101,10 +163,10 @@ VaultPath = Annotated[str, AfterValidator(_vault_path)]
 class BybitConfig(_Model):
     base_url: str | None = None
     """Full base URL; overrides `testnet`. Default https://api.bybit.com (testnet: api-testnet)."""
-    testnet: bool = False
-    recv_window_ms: int = Field(default=5000, ge=100, le=60_000)
-    timeout: PositiveDuration = timedelta(seconds=10)
-    max_retries: int = Field(default=4, ge=0, le=20)
+    testnet: StrictBool = False
+    recv_window_ms: StrictInt = Field(default=5000, ge=100, le=60_000)
+    timeout: Timeout = timedelta(seconds=10)
+    max_retries: StrictInt = Field(default=4, ge=0, le=20)
 
     @field_validator("base_url")
     @classmethod
@@ -162,8 +224,16 @@ class VaultConfig(_Model):
     """Every path the rotator writes by default lives under this folder of the mount."""
     namespace: str | None = None
     ca_cert: Path | None = None
-    timeout: PositiveDuration = timedelta(seconds=10)
+    timeout: Timeout = timedelta(seconds=10)
     auth: VaultAuthConfig = VaultAuthConfig()
+
+    @field_validator("mount")
+    @classmethod
+    def _mount(cls, value: str) -> str:
+        cleaned = value.strip("/")
+        if not cleaned or "//" in cleaned or ".." in cleaned.split("/") or cleaned != value.strip():
+            raise ValueError('write the KV v2 mount\'s name, like "secret" or "kv"')
+        return cleaned
 
     @field_validator("address")
     @classmethod
@@ -174,24 +244,24 @@ class VaultConfig(_Model):
 
 
 class PolicyOverrides(_Model):
-    renew_before: PositiveDuration | None = None
-    grace_period: Duration | None = None
-    jitter: Duration | None = None
+    renew_before: RenewBefore | None = None
+    grace_period: GracePeriod | None = None
+    jitter: Jitter | None = None
 
 
 class PolicyConfig(_Model):
-    renew_before: PositiveDuration = timedelta(days=14)
+    renew_before: RenewBefore = timedelta(days=14)
     """Rotate this long before the key's expiry."""
-    grace_period: Duration = timedelta(hours=24)
+    grace_period: GracePeriod = timedelta(hours=24)
     """Keep the old key alive this long after hand-off (never past its own expiry)."""
-    reconcile_interval: PositiveDuration = timedelta(minutes=10)
-    jitter: Duration = timedelta(hours=6)
+    reconcile_interval: ReconcileInterval = timedelta(minutes=10)
+    jitter: Jitter = timedelta(hours=6)
     """Spread renewals of keys created together over up to this long (earlier, never later)."""
-    retry_budget: Duration = timedelta(days=2)
+    retry_budget: RetryBudget = timedelta(days=2)
     """Time reserved for retries before the latest safe moment; less left than this escalates."""
-    key_lifetime: PositiveDuration = timedelta(days=90)
+    key_lifetime: KeyLifetime = timedelta(days=90)
     """Lifetime of an unbound key when Bybit reports no expiry for it."""
-    password_change_grace: PositiveDuration = timedelta(days=7)
+    password_change_grace: PasswordChangeGrace = timedelta(days=7)
     """Keys stop working this long after the account's password changes."""
     password_change_scope: PasswordChangeScope = PasswordChangeScope.ALL
     """Keys a password change forces to rotate: "all" (created before it) or "unbound" only."""
@@ -216,7 +286,7 @@ class FileHook(_Model):
     type: Literal["file"]
     path: Path
     format: Literal["env", "json"] = "env"
-    mode: Annotated[int, Field(ge=0, le=0o777)] = 0o600
+    mode: Annotated[int, Strict(), Field(ge=0, le=0o777)] = 0o600
     owner: str | None = None
     group: str | None = None
     api_key_name: str = "BYBIT_API_KEY"
@@ -235,7 +305,33 @@ class FileHook(_Model):
 class CommandHook(_Model):
     type: Literal["command"]
     argv: Annotated[list[str], Field(min_length=1)]
-    timeout: PositiveDuration = timedelta(seconds=60)
+    timeout: Timeout = timedelta(seconds=20)
+    """Below leader_election.renew_deadline (with the key's other hooks): see Config checks."""
+
+    @field_validator("argv")
+    @classmethod
+    def _argv(cls, value: list[str]) -> list[str]:
+        if not value[0] or any("\0" in arg for arg in value):
+            raise ValueError(
+                "argv[0] names the program and no argument may hold a NUL byte, like "
+                '["systemctl", "restart", "bot"]'
+            )
+        return value
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """What is wrong with a webhook URL, or None. The URL is never quoted: it may hold a token."""
+    try:
+        split = urlsplit(url)
+        _ = split.hostname, split.port  # both raise ValueError on a broken host or port
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return "is not a URL (check brackets, host and port)"
+    if parsed.scheme not in ("http", "https"):
+        return "needs the scheme http:// or https://"
+    if not parsed.host or not split.hostname:
+        return "has no host"
+    return None
 
 
 class WebhookHook(_Model):
@@ -243,12 +339,17 @@ class WebhookHook(_Model):
     url: str | None = None
     url_env: str | None = None
     url_file: Path | None = None
-    timeout: PositiveDuration = timedelta(seconds=10)
+    timeout: Timeout = timedelta(seconds=10)
 
     @model_validator(mode="after")
     def _one_url(self) -> WebhookHook:
         if sum(x is not None for x in (self.url, self.url_env, self.url_file)) != 1:
             raise ValueError("give exactly one of url, url_env or url_file")
+        if self.url is not None and (problem := webhook_url_problem(self.url)) is not None:
+            raise ValueError(
+                f'url {problem}; write it like "https://hooks.example/rotated" (a URL with a '
+                "token belongs in url_file or url_env)"
+            )
         return self
 
 
@@ -317,7 +418,7 @@ class AckConfig(_Model):
     mode: Literal["vault", "hook"]
     """vault: the bot writes the new key id to `<prefix>/ack/<name>` (field `api_key`); hook:
     the key's command hooks succeeding counts as the acknowledgement."""
-    max_wait: PositiveDuration = timedelta(hours=72)
+    max_wait: AckWait = timedelta(hours=72)
     """After the grace period, wait at most this long for the ack, then revoke anyway (never
     past the old key's own expiry)."""
 
@@ -325,8 +426,8 @@ class AckConfig(_Model):
 class KeyConfig(_Model):
     name: Name
     account: Name
-    sub_uid: int = Field(gt=0)
-    read_only: bool = False
+    sub_uid: StrictInt = Field(gt=0, lt=2**63)
+    read_only: StrictBool = False
     ips: list[str] = []
     """Empty: the key is unbound and expires every 90 days (that is why this tool exists)."""
     permissions: dict[str, list[str]]
@@ -407,7 +508,7 @@ class KeyConfig(_Model):
 
 
 class MetricsConfig(_Model):
-    enabled: bool = True
+    enabled: StrictBool = True
     listen: str = "127.0.0.1:9464"
 
     @field_validator("listen")
@@ -443,7 +544,7 @@ class NotifyChannel(_Model):
 
 class NotifyConfig(_Model):
     channels: list[NotifyChannel] = []
-    min_interval: Duration = timedelta(hours=1)
+    min_interval: NotifyInterval = timedelta(hours=1)
     """The same notification (kind + key) is sent at most once per this interval."""
 
 
@@ -451,11 +552,11 @@ class LeaderElectionConfig(_Model):
     """One actor per master account: a lease in Vault (KV v2 check-and-set), as cert-manager's
     leader election uses a Kubernetes Lease. See docs/rotation.md "Fencing"."""
 
-    lease_duration: PositiveDuration = timedelta(seconds=60)
+    lease_duration: LeaseTime = timedelta(seconds=60)
     """A candidate takes over a lease whose record has not changed for this long."""
-    renew_deadline: PositiveDuration = timedelta(seconds=40)
+    renew_deadline: LeaseTime = timedelta(seconds=40)
     """The holder starts no side effect once its last successful renewal is older than this."""
-    retry_period: PositiveDuration = timedelta(seconds=15)
+    retry_period: LeaseTime = timedelta(seconds=15)
     """How often the holder renews, and how often a candidate looks at the lease."""
     identity: str | None = None
     """Who holds the lease, in logs and `rotator status`. Default host:pid:random (unique per
@@ -572,6 +673,8 @@ class Config(_Model):
                     "rotate as soon as it is created; lower renew_before (default 14d)",
                 )
             per_sub[key.sub_uid] = per_sub.get(key.sub_uid, 0) + 1
+            self._check_vault_path(i, key)
+            self._check_hook_time(i, key)
         _unique([self.vault_path(k) for k in self.keys], "keys", "vault_path")
         self._check_tracked(known)
         if self.policy.renew_before >= self.policy.key_lifetime:
@@ -608,6 +711,45 @@ class Config(_Model):
                         ("tracked", i, "name"), "tracks the same key as an entry before it"
                     )
                 seen.add(ident)
+
+    def _check_vault_path(self, index: int, key: KeyConfig) -> None:
+        """A consumer path inside the rotator's own folders, or on a master key record, would
+        let one key's hand-off overwrite another key's state or an account's master key."""
+        path = self.vault_path(key)
+        prefix = self.vault.prefix
+        for folder in ROTATOR_FOLDERS:
+            own = f"{prefix}/{folder}"
+            if path == own or path.startswith(own + "/"):
+                raise _CrossError(
+                    ("keys", index, "vault_path"),
+                    f"{path!r} is inside {own}/, where the rotator keeps its own records; use a "
+                    f'path of its own, like "{prefix}/keys/{key.name}" (the default)',
+                )
+        for account in self.accounts:
+            if path == self.master_key_path(account):
+                raise _CrossError(
+                    ("keys", index, "vault_path"),
+                    f"{path!r} is account {account.name}'s master key record; give the key a "
+                    f'path of its own, like "{prefix}/keys/{key.name}" (the default)',
+                )
+
+    def _check_hook_time(self, index: int, key: KeyConfig) -> None:
+        """A hand-off runs while this process holds the account's lease: all of one key's hooks
+        must be able to finish before the holder stops acting (renew_deadline)."""
+        timed = [h for h in key.hooks if isinstance(h, CommandHook | WebhookHook)]
+        total = sum((h.timeout for h in timed), timedelta())
+        deadline = self.leader_election.renew_deadline
+        if total >= deadline:
+            hooks = ", ".join(
+                f"hooks[{key.hooks.index(h)}] {h.type} {format_duration(h.timeout)}" for h in timed
+            )
+            raise _CrossError(
+                ("keys", index, "hooks"),
+                f"the hooks' timeouts add up to {format_duration(total)} ({hooks}), not less than "
+                f"leader_election.renew_deadline ({format_duration(deadline)}): a slow hook would "
+                "outlive the lease. Lower the hooks' timeout (defaults: command 20s, webhook 10s) "
+                "or raise renew_deadline",
+            )
 
     # ---- derived facts, one place for every default path
     def policy_for(self, key: KeyConfig) -> PolicyConfig:
@@ -690,6 +832,11 @@ def resolve_path(path: str | os.PathLike[str] | None) -> Path:
 def load(path: str | os.PathLike[str] | None = None) -> Config:
     file = resolve_path(path)
     try:
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{file}: larger than {MAX_CONFIG_BYTES // 1024} KiB; a config is a few KiB: "
+                "is this the right file?"
+            )
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
@@ -702,15 +849,29 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 def parse(text: str, *, source: str = "<config>") -> Config:
+    """The config in `text`; any problem is a `ConfigError` naming the file, field and fix."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES // 1024} KiB; is it a config?")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}. Fix the syntax at that spot") from None
-    _refuse_inline_secrets(raw, text, source)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        # e.g. an integer longer than Python's 4300-digit limit, or arrays nested 3,000 deep
+        raise ConfigError(
+            f"{source}: cannot read it as a config ({type(exc).__name__}: a value too large "
+            "or nested too deep); keep values short and nesting shallow"
+        ) from None
     try:
+        _refuse_inline_secrets(raw, text, source)
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, text, source)) from None
+    except (RecursionError, OverflowError) as exc:
+        raise ConfigError(
+            f"{source}: cannot read it as a config ({type(exc).__name__}: a value too large "
+            "or nested too deep); keep values short and nesting shallow"
+        ) from None
 
 
 def _refuse_inline_secrets(

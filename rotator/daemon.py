@@ -4,8 +4,11 @@ What runs when (APScheduler, rotator/adapters/scheduler.py):
 - `reconcile:<account>` every `policy.reconcile_interval` (plus jitter), one job per master
   account, so accounts rotate in parallel on the thread pool while one account's runs never
   overlap (a per-account lock; the engine is thread-safe per account only);
-- `due:<key>` at each key's next due moment (`KeyReport.next_at`), re-planned after every
-  reconcile: a rotation step happens when it is due, not up to an interval later;
+- `due:<account>` at the earliest next due moment of the account's keys (`KeyReport.next_at`),
+  re-planned after every reconcile: a rotation step happens when it is due, not up to an interval
+  later; when it fires, every key of the account due by then runs in one reconcile (one job per
+  account, not per key: at 10,000 keys the scheduler holds a handful of jobs, and the account's
+  own work - master key, account state - is done once for all due keys);
 - `probe` pings Vault and Bybit (rotator_vault_up / rotator_bybit_up, /readyz);
 - `heartbeat` proves the scheduler works; the systemd watchdog is fed only while it does.
 
@@ -39,7 +42,7 @@ import structlog
 from rotator import config as config_mod
 from rotator import logs
 from rotator.adapters.health import Endpoints, HealthServer
-from rotator.adapters.hooks import build_hooks
+from rotator.adapters.hooks import build_hooks, kill_running_hooks
 from rotator.adapters.metrics import Metrics
 from rotator.adapters.notify import Notifier, reminder_notice
 from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
@@ -403,8 +406,6 @@ class Daemon:
             if when is None:
                 self.due.pop(report.name, None)
                 self._due_streak.pop(report.name, None)
-                if self.scheduler is not None:
-                    self.scheduler.remove(f"due:{report.name}")
                 continue
             if when <= now and not report.completed and not report.step_attempted:
                 # Due now but nothing moved (claimed by another replica, a step refused to run):
@@ -415,15 +416,25 @@ class Daemon:
             else:
                 self._due_streak.pop(report.name, None)
                 gap = MIN_DUE_GAP
-            when = max(when, now + gap)
-            self.due[report.name] = when
-            if self.scheduler is not None:
-                self.scheduler.at(
-                    f"due:{report.name}",
-                    self._due_job(report.account, report.name),
-                    wall_now() + (when - now),
-                    executor=self._executor(report.account),
-                )
+            self.due[report.name] = max(when, now + gap)
+        for account in {report.account for report in result.keys}:
+            self._schedule_due(account, now)
+
+    def _schedule_due(self, account: str, now: datetime) -> None:
+        """The account's one date job, at the earliest due moment of its keys (or none)."""
+        if self.scheduler is None:
+            return
+        known = self.accounts.get(account)
+        moments = [self.due[k] for k in (known.keys if known else ()) if k in self.due]
+        if not moments:
+            self.scheduler.remove(f"due:{account}")
+            return
+        self.scheduler.at(
+            f"due:{account}",
+            self._due_job(account),
+            wall_now() + (min(moments) - now),
+            executor=self._executor(account),
+        )
 
     # ================================================================== leadership
     def elect(self, *, spread: bool = True) -> list[str]:
@@ -637,8 +648,20 @@ class Daemon:
         """Bybit answers market/time; the offset to its clock is measured and exported."""
         self.metrics.observe_clock_offset(self.runtime.exchange.resync_clock())
 
-    def _due_job(self, account: str, key: str) -> Callable[[], None]:
-        return lambda: self._job(account, (key,))
+    def _due_job(self, account: str) -> Callable[[], None]:
+        return lambda: self._run_due_account(account)
+
+    def _run_due_account(self, account: str) -> None:
+        """What `due:<account>` runs: every key of the account due by now, in one reconcile."""
+        now = self.clock.now()
+        known = self.accounts.get(account)
+        keys = tuple(
+            k for k in (known.keys if known else ()) if k in self.due and self.due[k] <= now
+        )
+        if keys:
+            self._job(account, keys)
+        else:  # fired early (clock adjustments): plan again
+            self._schedule_due(account, now)
 
     def _reconcile_job(self, account: str) -> Callable[[], None]:
         return lambda: self._job(account)
@@ -736,7 +759,7 @@ class Daemon:
         for job_id in sched.job_ids():
             if job_id.startswith("reconcile:") and job_id[10:] not in self.accounts:
                 sched.remove(job_id)
-            if job_id.startswith("due:") and self._account_of(job_id[4:]) is None:
+            if job_id.startswith("due:") and job_id[4:] not in self.accounts:
                 sched.remove(job_id)
         for name in self.accounts:
             sched.every(
@@ -837,8 +860,6 @@ class Daemon:
                 removed.append(key.name)
                 self.reports.pop(key.name, None)
                 self.due.pop(key.name, None)
-                if self.scheduler is not None:
-                    self.scheduler.remove(f"due:{key.name}")
         names = {a.name for a in new.accounts}
         for account in old.accounts:
             if account.name not in names:
@@ -1021,6 +1042,9 @@ class Daemon:
             while self._inflight > 0 and time.monotonic() < deadline:
                 self._inflight_cv.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))
             left = self._inflight
+        killed = kill_running_hooks()  # a hook still running would outlive the daemon
+        if killed:
+            log.warning("daemon.hooks_killed", groups=killed, reason="stop timeout")
         if not left:
             for lease in self.leases.values():  # a clean stop hands over at once
                 lease.release()

@@ -15,6 +15,7 @@ _UNITS = {
 }
 _PART = re.compile(r"(\d+)(ms|w|d|h|m|s)")
 _WHOLE = re.compile(r"(?:\d+(?:ms|w|d|h|m|s))+")
+_MAX_DIGITS = 12  # 999,999,999,999 ms is 31 years: more digits is a typo, not a duration
 
 
 def parse_duration(text: str) -> timedelta:
@@ -22,10 +23,18 @@ def parse_duration(text: str) -> timedelta:
     compact = text.strip().replace(" ", "")
     if not _WHOLE.fullmatch(compact):
         raise ValueError(
-            f"{text!r} is not a duration; write a number and a unit, like 14d, 24h, 90s or 1h30m "
-            "(units: w, d, h, m, s, ms)"
+            f"{text[:40]!r} is not a duration; write a number and a unit, like 14d, 24h, 90s or "
+            "1h30m (units: w, d, h, m, s, ms)"
         )
-    return sum((int(n) * _UNITS[u] for n, u in _PART.findall(compact)), timedelta())
+    parts = _PART.findall(compact)
+    if any(len(n) > _MAX_DIGITS for n, _ in parts):
+        raise ValueError(f"{text[:40]!r} is far too long a duration; write something like 14d")
+    try:
+        return sum((int(n) * _UNITS[u] for n, u in parts), timedelta())
+    except OverflowError:
+        raise ValueError(
+            f"{text[:40]!r} is far too long a duration; write something like 14d"
+        ) from None
 
 
 def format_duration(delta: timedelta) -> str:

@@ -5,8 +5,10 @@
     ├── TemporaryError(retry_after)     retry next tick, or after `retry_after`
     │   ├── StoreConflict               a check-and-set lost a race: re-read, re-decide
     │   ├── StoreUnavailable            Vault sealed, 5xx, unreachable, malformed reply
-    │   ├── ExchangeUnavailable         Bybit 5xx, 10000/10016, timeout, connection, malformed reply
-    │   │   └── ExchangeRateLimited     10006, HTTP 429, HTTP 403 "access too frequent"
+    │   ├── ExchangeUnavailable         Bybit 5xx, 10000/10016, timeout, connection
+    │   │   ├── ExchangeRateLimited     10006, HTTP 429, HTTP 403 "access too frequent"
+    │   │   └── ExchangeProtocolError   a reply not as the reference says: not JSON, nested too
+    │   │                               deep, wrong types, missing fields, numbers out of range
     │   ├── ExchangeClockSkew           10002: our clock and Bybit's disagree beyond recv_window
     │   ├── HandOffFailed               a hook failed: retried, the old key is kept
     │   ├── LeaseLost                   this process no longer holds the account's lease (or a
@@ -95,6 +97,11 @@ class ExchangeUnavailable(ExchangeError, TemporaryError):
 
 class ExchangeRateLimited(ExchangeUnavailable):
     """Bybit's rate limit was hit; `retry_after` says when the window resets."""
+
+
+class ExchangeProtocolError(ExchangeUnavailable):
+    """Bybit answered, but not as its reference says (shape, types, ranges): retried like an
+    outage; the message names the endpoint and the field, never a value."""
 
 
 class ExchangeClockSkew(ExchangeError, TemporaryError):

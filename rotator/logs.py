@@ -1,8 +1,10 @@
 """structlog configuration: JSON when not on a TTY (systemd, Kubernetes), readable on a TTY.
 
 Two guards keep secrets out of logs: `Secret` renders as "[redacted]", and `redact` below replaces
-the value of any secret-looking field and any known secret value found inside any string, including
-rendered tracebacks. stdlib loggers (apscheduler, httpx, hvac) go through the same processors.
+the value of any secret-looking field and any known secret value (and full key id) found inside
+any string, including exception messages and tracebacks: every format renders an exception to
+plain text first (no frame locals, ever), then redacts, then renders the line. stdlib loggers
+(apscheduler, httpx, hvac) go through the same processors.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ def _scrub(value: Any) -> Any:
         }
     if isinstance(value, list | tuple):
         return type(value)(_scrub(v) for v in value)
-    return value
+    if value is None or isinstance(value, bool | int | float) or hasattr(value, "__structlog__"):
+        return value
+    # Any other object is rendered by its repr (as both renderers would), then scrubbed: an
+    # exception or a record passed as a field must not carry a secret past the redactor.
+    return SECRET_REGISTRY.scrub(repr(value))
 
 
 def redact(
@@ -73,12 +79,17 @@ def configure(level: str = "info", fmt: Format = "auto", stream: Any = None) -> 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
+    # Tracebacks become plain text *before* `redact`, in both formats, so the redactor sees them.
+    # The console renderer never formats an exception itself: its default (rich) prints the
+    # locals of every frame, and a frame of the engine holds the keys it works on.
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
-    final: list[Any] = [structlog.processors.format_exc_info] if use_json else []
+    final: list[Any] = [structlog.processors.format_exc_info]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

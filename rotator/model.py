@@ -17,26 +17,34 @@ REDACTED = "[redacted]"
 
 
 class _SecretRegistry:
-    """Every secret value this process has wrapped, so the log redactor can find it anywhere.
+    """Every secret value (and key id) this process has wrapped, so the log redactor can find it
+    anywhere.
 
     This is the second guard behind `Secret`'s masked repr: a secret that escaped into a plain
-    string (an exception message, a URL) is still replaced before a log line is written.
+    string (an exception message, a URL, a traceback) is still replaced before a log line is
+    written. A key id is replaced by its fingerprint (`<key_fp=…>`), so a line still says which.
     """
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
+        self._values: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def add(self, value: str) -> None:
         if len(value) >= 8:  # shorter strings would redact innocent words; real secrets are longer
             with self._lock:
-                self._values.add(value)
+                self._values[value] = REDACTED
+
+    def add_key_id(self, key_id: str) -> None:
+        """A Bybit key id: never shown in full in a log line (its fingerprint is)."""
+        if len(key_id) >= 8:
+            with self._lock:
+                self._values.setdefault(key_id, f"<key_fp={fingerprint(key_id)}>")
 
     def scrub(self, text: str) -> str:
         with self._lock:
-            values = [v for v in self._values if v in text]
-        for value in values:
-            text = text.replace(value, REDACTED)
+            found = [(v, r) for v, r in self._values.items() if v in text]
+        for value, replacement in sorted(found, key=lambda item: -len(item[0])):
+            text = text.replace(value, replacement)
         return text
 
 
@@ -124,6 +132,9 @@ class Credentials:
     secret: Secret
     kind: KeyKind = KeyKind.HMAC
 
+    def __post_init__(self) -> None:
+        SECRET_REGISTRY.add_key_id(self.api_key)  # the log redactor masks it wherever it shows
+
     def __repr__(self) -> str:
         return f"Credentials(key_fp={fingerprint(self.api_key)}, kind={self.kind.value})"
 
@@ -194,6 +205,9 @@ class CreatedKey:
     read_only: bool
     permissions: Permissions
     secret: Secret = field(repr=False)
+
+    def __post_init__(self) -> None:
+        SECRET_REGISTRY.add_key_id(self.key_id)
 
     def __repr__(self) -> str:
         return f"CreatedKey(key_fp={fingerprint(self.key_id)}, note={self.note!r})"

@@ -46,7 +46,10 @@ def _dt(value: object, what: str) -> datetime | None:
         raise StateCorrupt(f"{what}: {value!r} is not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         raise StateCorrupt(f"{what}: timestamp without a time zone")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 lies past the year 9999 in UTC
+        raise StateCorrupt(f"{what}: timestamp out of range") from None
 
 
 def _req_dt(value: object, what: str) -> datetime:

@@ -10,10 +10,16 @@ Every hook is idempotent: a retry writes the same file, runs the command again, 
   the directory. A reader sees the old file or the new one, never a half-written one.
 - command: argv, no shell, with a timeout; its environment holds no secret (a small allow-list of
   the daemon's own variables plus ROTATOR_KEY_NAME, ROTATOR_KEY_FILE, ROTATOR_KEY_FP,
-  ROTATOR_VAULT_PATH, ROTATOR_ROTATION_ID). Non-zero exit or timeout fails the hand-off.
+  ROTATOR_VAULT_PATH, ROTATOR_ROTATION_ID). Non-zero exit or timeout fails the hand-off. It runs in
+  its own process group, which a timeout kills whole; on Linux it also gets SIGKILL when the
+  daemon dies (PR_SET_PDEATHSIG), and `kill_running_hooks()` kills every running group at shutdown.
 - webhook: POST of JSON {event, key, account, sub_uid, key_fp, expires_at, rotation_id,
   vault_path}: `key_fp` is the fingerprint of the new key id (the `key_fp` of the logs), never the
-  key id or the secret. A non-2xx answer fails the hand-off.
+  key id or the secret. A non-2xx answer fails the hand-off. The URL is checked (http/https, a
+  host) before anything is sent, and never quoted in a message: it may carry a token.
+
+Any exception a hook raises is a hand-off failure (`HandOffFailed`, counted by `on_failure`), except
+`LeaseLost`: another actor hands off, which is not a hook failure.
 
 - config_file: sets the key and secret inside the bot's own JSON/YAML/TOML config
   (rotator/adapters/bot_config.py).
@@ -24,6 +30,7 @@ docs/hooks.md is the user's guide.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import grp
 import json
 import os
@@ -32,6 +39,8 @@ import re
 import secrets
 import signal
 import subprocess
+import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +51,15 @@ import httpx
 import structlog
 
 from rotator.adapters.bot_config import ConfigFileHandOff
-from rotator.config import CommandHook, Config, ConfigFileHook, FileHook, WebhookHook
-from rotator.errors import HandOffFailed
+from rotator.config import (
+    CommandHook,
+    Config,
+    ConfigFileHook,
+    FileHook,
+    WebhookHook,
+    webhook_url_problem,
+)
+from rotator.errors import HandOffFailed, LeaseLost
 from rotator.model import Secret, fingerprint
 from rotator.ports import Fence, no_fence
 
@@ -55,6 +71,62 @@ INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "HOME", "USER", "LO
 OUTPUT_TAIL = 400  # characters of a failed command's output kept in the log line
 
 _BARE_VALUE = re.compile(r"^[A-Za-z0-9_./:+=@%,-]*$")
+
+# ------------------------------------------------------------------ running command hooks
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _load_prctl() -> Callable[[int, int, int, int, int], int] | None:
+    """libc's prctl, resolved once in the parent: the pre-exec function must do no imports and
+    no lookups (it runs between fork and exec, where another thread may hold a lock)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl: Callable[[int, int, int, int, int], int] = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()
+_SIGKILL = int(signal.SIGKILL)
+_REAP_WAIT_S = 5.0  # after killing a timed-out hook's group: how long to drain its output
+
+
+def _die_with_parent() -> None:
+    """Pre-exec (in the child): SIGKILL this process when the thread that started it dies.
+
+    The kernel clears the setting on fork, so it covers the hook process itself, not what the
+    hook starts in the background; those are in the hook's process group, which a timeout and
+    `kill_running_hooks()` kill whole (and systemd's cgroup or the pod's teardown on a crash)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+
+
+_running_groups: set[int] = set()
+_running_lock = threading.Lock()
+
+
+def running_hook_groups() -> frozenset[int]:
+    """Process group ids of the command hooks running now."""
+    with _running_lock:
+        return frozenset(_running_groups)
+
+
+def kill_running_hooks() -> int:
+    """SIGKILL the process group of every command hook still running; the daemon calls it at
+    shutdown so no hook outlives it. Returns how many groups were signalled."""
+    with _running_lock:
+        groups = list(_running_groups)
+    killed = 0
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+            killed += 1
+    if killed:
+        log.warning("handoff.hooks_killed", groups=killed)
+    return killed
 
 
 class Hook(Protocol):
@@ -223,21 +295,21 @@ class CommandHandOff:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,  # a timeout kills the command and its children
+                process_group=0,  # its own group: a timeout or shutdown kills it and its children
+                preexec_fn=_die_with_parent if _PRCTL is not None else None,  # noqa: PLW1509 (see _die_with_parent)
             )
-        except OSError as exc:
-            raise HandOffFailed(
-                f"command hook {argv[0]!r} cannot start: {exc.strerror or exc}"
-            ) from None
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            detail = (
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            )
+            raise HandOffFailed(f"command hook {argv[0]!r} cannot start: {detail}") from None
+        with _running_lock:
+            _running_groups.add(proc.pid)
         try:
-            output, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise HandOffFailed(
-                f"command hook {argv[0]!r} did not finish within {timeout:g}s; killed it"
-            ) from None
+            output = self._wait(proc, argv[0], timeout)
+        finally:
+            with _running_lock:
+                _running_groups.discard(proc.pid)
         tail = output.decode(errors="replace")[-OUTPUT_TAIL:].strip()
         if proc.returncode != 0:
             log.warning(
@@ -250,6 +322,27 @@ class CommandHandOff:
             raise HandOffFailed(f"command hook {argv[0]!r} exited with {proc.returncode}")
         log.info("handoff.command_ran", key=key_name, command=argv[0], exit_code=0)
 
+    @staticmethod
+    def _wait(proc: subprocess.Popen[bytes], program: str, timeout: float) -> bytes:
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                proc.communicate(timeout=_REAP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                # A process that left the group (setsid) still holds the output pipe: stop
+                # reading; the hook process itself is dead and reaped.
+                if proc.stdout is not None:
+                    proc.stdout.close()
+                proc.wait()
+            raise HandOffFailed(
+                f"command hook {program!r} did not finish within {timeout:g}s; killed its "
+                "process group"
+            ) from None
+        return output
+
 
 # ---------------------------------------------------------------------------------- webhook
 @dataclass(frozen=True, slots=True)
@@ -260,7 +353,23 @@ class WebhookHandOff:
     kind: str = "webhook"
 
     def url(self) -> Secret:
-        """The URL, read at each call (a rotated url_file is picked up). It may carry a token."""
+        """The URL, read at each call (a rotated url_file is picked up), checked (http/https and a
+        host). It may carry a token: it is never quoted in a message."""
+        url = self._raw_url()
+        problem = webhook_url_problem(url.reveal())
+        if problem is not None:
+            raise HandOffFailed(f"webhook hook: {self.source()} {problem}; run `rotator check`")
+        return url
+
+    def source(self) -> str:
+        """Where the URL comes from, for messages: never the URL itself."""
+        if self.hook.url_env is not None:
+            return f"the URL in ${self.hook.url_env}"
+        if self.hook.url_file is not None:
+            return f"the URL in {self.hook.url_file}"
+        return "the configured URL"
+
+    def _raw_url(self) -> Secret:
         if self.hook.url is not None:
             return Secret(self.hook.url)
         if self.hook.url_env is not None:
@@ -302,7 +411,7 @@ class WebhookHandOff:
                 timeout=self.hook.timeout.total_seconds(), transport=self.transport
             ) as client:
                 response = client.post(url.reveal(), json=self.payload(key_name, record, context))
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
             # The exception text may quote the URL (and a token in it): name its class only.
             raise HandOffFailed(
                 f"webhook hook to {host}: {type(exc).__name__} (no answer within "
@@ -339,18 +448,34 @@ class HookChains:
             fence()  # LeaseLost passes through: another actor hands off, not a hook failure
             try:
                 hook.run(key_name, record, context)
-            except HandOffFailed as exc:
-                log.warning(
-                    "handoff.hook_failed",
-                    key=key_name,
-                    hook=hook.kind,
-                    index=index,
-                    key_fp=fingerprint(api_key),
-                    error=exc.message,
-                )
-                if self._on_failure is not None:
-                    self._on_failure(key_name, hook.kind)
+            except LeaseLost:
                 raise
+            except HandOffFailed as exc:
+                self._failed(key_name, hook, index, api_key, exc)
+                raise
+            except Exception as exc:  # noqa: BLE001 (every hook failure is a hand-off failure)
+                # A bug or a setting no check caught: still a hand-off failure (recorded, counted,
+                # retried). Only the class is named: the text may quote a URL or a value.
+                failure = HandOffFailed(
+                    f"{hook.kind} hook {index + 1} raised {type(exc).__name__}; run "
+                    "`rotator check` and see the hook's settings"
+                )
+                self._failed(key_name, hook, index, api_key, failure)
+                raise failure from None
+
+    def _failed(
+        self, key_name: str, hook: Hook, index: int, api_key: str, exc: HandOffFailed
+    ) -> None:
+        log.warning(
+            "handoff.hook_failed",
+            key=key_name,
+            hook=hook.kind,
+            index=index,
+            key_fp=fingerprint(api_key),
+            error=exc.message,
+        )
+        if self._on_failure is not None:
+            self._on_failure(key_name, hook.kind)
 
 
 def build_hooks(

@@ -46,6 +46,7 @@ from rotator.config import (
     KeyConfig,
     WebhookHook,
     tracked_keys,
+    webhook_url_problem,
 )
 from rotator.durations import format_duration
 from rotator.errors import HandOffFailed, RotatorError
@@ -193,12 +194,34 @@ def _check_config_file(where: str, hook: ConfigFileHook, out: Checklist) -> None
 
 
 def _check_webhook(where: str, hook: WebhookHook, out: Checklist) -> None:
-    if hook.url_env is not None and not os.environ.get(hook.url_env):
-        out.fail(f"{where}: environment variable {hook.url_env} is not set", "set it")
-    elif hook.url_file is not None and not os.access(hook.url_file, os.R_OK):
-        out.fail(f"{where}: cannot read {hook.url_file}", "create it, readable by the service")
+    """The URL source exists and holds a URL the hook can post to (never printed: a token)."""
+    if hook.url_env is not None:
+        url, source = os.environ.get(hook.url_env, "").strip(), f"${hook.url_env}"
+        if not url:
+            out.fail(f"{where}: environment variable {hook.url_env} is not set", "set it")
+            return
+    elif hook.url_file is not None:
+        source = str(hook.url_file)
+        try:
+            url = hook.url_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            out.fail(f"{where}: cannot read {hook.url_file}", "create it, readable by the service")
+            return
+        if not url:
+            out.fail(f"{where}: {hook.url_file} is empty", "write the webhook URL into it")
+            return
     else:
-        out.ok(f"{where}: URL source present")
+        out.ok(f"{where}: URL set in the config")
+        return
+    Secret(url)  # a URL may carry a token: the log redactor learns it
+    problem = webhook_url_problem(url)
+    if problem is not None:
+        out.fail(
+            f"{where}: the URL in {source} {problem}",
+            'write a full URL like "https://hooks.example/rotated" (http or https, with a host)',
+        )
+    else:
+        out.ok(f"{where}: URL in {source} is a valid http(s) URL")
 
 
 # ------------------------------------------------------------------------------ vault

@@ -49,6 +49,7 @@ def test_everything_in_place(cli: Cli):
         [[keys.hooks]]
         type = "command"
         argv = ["true"]
+        timeout = "5s"
 
         [[keys.hooks]]
         type = "command"

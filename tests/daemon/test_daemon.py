@@ -15,6 +15,7 @@ import httpx
 import pytest
 from rotator.adapters.bybit import BybitClient
 from rotator.adapters.metrics import Metrics
+from rotator.adapters.scheduler import Scheduler
 from rotator.config import parse
 from rotator.daemon import Daemon
 from rotator.wiring import build
@@ -361,3 +362,27 @@ def test_two_replicas_one_acts_the_other_follows(world, simulator, sim_clock):
     assert taken.ok
     assert value(b, "rotator_leader", account="main") == 1
     assert b.reports["bot1"].state == "idle"
+
+
+def test_one_due_job_per_account_runs_every_due_key_at_once(world, sim_clock):
+    """The scheduler holds one date job per account (not per key), at its earliest due moment;
+    when it fires, every key due by then rotates in one reconcile of the account."""
+    d = world["make"]()
+    d.scheduler = Scheduler(workers=1)
+    d.scheduler.start()  # jobs land days ahead: nothing fires during the test
+    d.tick()
+    assert [j for j in d.scheduler.job_ids() if j.startswith("due:")] == ["due:main"]
+    calls = []
+    original = d.reconcile_account
+
+    def recording(name, only=None):
+        calls.append((name, only))
+        return original(name, only)
+
+    d.reconcile_account = recording
+    sim_clock.set(max(d.due.values()))
+    d._run_due_account("main")
+    assert calls == [("main", ("bot1", "bot2"))]
+    assert {d.reports[k].state for k in ("bot1", "bot2")} == {"handed_off"}
+    assert [j for j in d.scheduler.job_ids() if j.startswith("due:")] == ["due:main"]
+    d.scheduler.shutdown(wait=False)

@@ -26,10 +26,10 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "`[metrics]`": config.MetricsConfig,
     "`[notify]`": config.NotifyConfig,
     "`[[notify.channels]]`": config.NotifyChannel,
+    "`[leader_election]`": config.LeaderElectionConfig,
     "`[logging]`": config.LoggingConfig,
     "`[reminders]`": config.RemindersConfig,
     "`[[tracked]]`": config.TrackedKeyConfig,
-    "`[leader_election]`": config.LeaderElectionConfig,
 }
 # Fields that are sub-sections, documented under their own heading.
 NESTED = {"auth"}

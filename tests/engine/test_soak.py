@@ -6,8 +6,7 @@ from datetime import timedelta
 
 import pytest
 from rig import Rig
-
-from soak import orphans, soak
+from soak_run import orphans, soak
 
 
 def _assert_healthy(rig: Rig, stats, *, min_rotations: int) -> None:

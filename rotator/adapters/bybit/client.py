@@ -41,6 +41,7 @@ from rotator.errors import (
     ExchangeClockSkew,
     ExchangeError,
     ExchangeOutcomeUnknown,
+    ExchangeProtocolError,
     ExchangeRejected,
     ExchangeUnavailable,
     RotatorError,
@@ -389,6 +390,14 @@ class BybitClient:
             if not isinstance(outcome, _Failure):
                 return outcome
             error = outcome.error
+            if isinstance(error, ExchangeClockSkew) and creds is None:
+                # An unsigned request has no timestamp to be skewed: resyncing (through this very
+                # endpoint) would recurse. Bybit's reference has no 10002 here.
+                error = ExchangeProtocolError(
+                    f"Bybit {endpoint}: 10002 on an unsigned request",
+                    ret_code=error.ret_code,
+                    http_status=error.http_status,
+                )
             if is_create and isinstance(error, TemporaryError) and not outcome.not_executed:
                 error = _outcome_unknown(error, endpoint=endpoint, key_fp=key_fp)
             delay_s = self._retry_delay_s(error, attempt)
@@ -487,8 +496,7 @@ class BybitClient:
         started: float,
     ) -> T | _Failure:
         remaining = _header_int(response.headers, "X-Bapi-Limit-Status")
-        reset = _header_int(response.headers, "X-Bapi-Limit-Reset-Timestamp")
-        reset_local = self._to_local(from_epoch_ms(reset)) if reset is not None else None
+        reset_local = self._reset_time(response.headers)
         if creds is not None and remaining == 0 and reset_local is not None:
             self._limiter.close_until(creds.api_key, endpoint, reset_local)
 
@@ -507,7 +515,7 @@ class BybitClient:
         if envelope is None:
             self._observe(endpoint, response.status_code, None, remaining, started)
             return _Failure(
-                ExchangeUnavailable(
+                ExchangeProtocolError(
                     f"Bybit {endpoint} (key_fp={key_fp}): reply is not a V5 JSON envelope",
                     http_status=response.status_code,
                 ),
@@ -537,14 +545,29 @@ class BybitClient:
         try:
             return parse(result, envelope_time)
         except records.MalformedReply as exc:
-            return _Failure(
-                ExchangeUnavailable(
-                    f"Bybit {endpoint} (key_fp={key_fp}): malformed result: {exc}",
-                    ret_code=ret_code,
-                    http_status=response.status_code,
-                ),
-                not_executed=False,
-            )
+            detail = str(exc)
+        except _PARSE_ERRORS as exc:
+            # A reply shape no parser rule foresaw: still Bybit's fault, never an internal error.
+            # The exception's text may quote the reply: only its class is named.
+            detail = f"unreadable result ({type(exc).__name__})"
+        return _Failure(
+            ExchangeProtocolError(
+                f"Bybit {endpoint} (key_fp={key_fp}): malformed result: {detail}",
+                ret_code=ret_code,
+                http_status=response.status_code,
+            ),
+            not_executed=False,
+        )
+
+    def _reset_time(self, headers: httpx.Headers) -> datetime | None:
+        """X-Bapi-Limit-Reset-Timestamp in our clock, or None when absent or out of range."""
+        reset = _header_int(headers, "X-Bapi-Limit-Reset-Timestamp")
+        if reset is None:
+            return None
+        try:
+            return self._to_local(from_epoch_ms(reset))
+        except OverflowError:
+            return None
 
     def _build_request(
         self,
@@ -616,12 +639,28 @@ def _ignore_time(parse: Callable[[object], T]) -> Callable[[object, object], T]:
     return lambda result, _envelope_time: parse(result)
 
 
+_PARSE_ERRORS = (
+    ArithmeticError,  # OverflowError of a date past 9999, a huge number
+    LookupError,
+    RecursionError,
+    TypeError,
+    ValueError,
+    AttributeError,
+)
+"""What a parser can raise on a reply of a shape nobody foresaw; each becomes a protocol error."""
+
+_MAX_HEADER_DIGITS = 20
+
+
 def _header_int(headers: httpx.Headers, name: str) -> int | None:
     value = headers.get(name)
     if value is None:
         return None
+    text = value.strip()
+    if len(text) > _MAX_HEADER_DIGITS:
+        return None
     try:
-        return int(value.strip())
+        return int(text)
     except ValueError:
         return None
 
@@ -630,7 +669,7 @@ def _envelope(response: httpx.Response) -> tuple[int, str, object, object] | Non
     """(retCode, retMsg, result, time) of a V5 envelope, or None if the reply is not one."""
     try:
         data: Any = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, too deep, a 5,000-digit number
         return None
     if not isinstance(data, dict):
         return None

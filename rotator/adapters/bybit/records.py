@@ -1,8 +1,9 @@
 """Bybit JSON → model records. Tolerant of absent optional fields, strict about wrong types.
 
-Every function raises `MalformedReply` (never KeyError/TypeError/ValueError) when the reply
-cannot be read; the client turns that into `ExchangeUnavailable` (or `ExchangeOutcomeUnknown`
-for a create). Quirks handled here:
+Every function raises `MalformedReply` (never KeyError/TypeError/ValueError/OverflowError) when
+the reply cannot be read; the client turns that into `ExchangeProtocolError` (or
+`ExchangeOutcomeUnknown` for a create), and also catches anything else a parser might raise.
+Quirks handled here:
 
 * `readOnly` is a boolean in sub-apikeys and an integer (0/1) everywhere else: both accepted.
 * `expiredAt` "1970-01-01T00:00:00Z" or `deadlineDay` -2 is Bybit's rendering of "no expiry":
@@ -125,7 +126,10 @@ def parse_rfc3339(value: str, field: str) -> datetime:
         raise MalformedReply(f"{field} is not an RFC 3339 timestamp") from None
     if when.tzinfo is None:
         raise MalformedReply(f"{field} has no UTC offset")
-    return when.astimezone(UTC)
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past the year 9999 in UTC
+        raise MalformedReply(f"{field} is out of range") from None
 
 
 def _timestamp(obj: Mapping[str, Any], field: str) -> datetime | None:
@@ -232,12 +236,15 @@ def member_page(raw: object, *, cursor_field: str) -> tuple[tuple[SubMember, ...
 def server_time(raw: object, envelope_time_ms: object) -> datetime:
     """market/time: `timeNano` (ns), else `timeSecond` (s), else the envelope's `time` (ms)."""
     obj = as_mapping(raw, "result")
-    nanos = _int(obj, "timeNano")
-    if nanos is not None:
-        return _EPOCH_ZERO + timedelta(microseconds=nanos // 1000)
-    seconds = _int(obj, "timeSecond")
-    if seconds is not None:
-        return from_epoch_ms(seconds * 1000)
-    if isinstance(envelope_time_ms, int) and not isinstance(envelope_time_ms, bool):
-        return from_epoch_ms(envelope_time_ms)
+    try:
+        nanos = _int(obj, "timeNano")
+        if nanos is not None:
+            return _EPOCH_ZERO + timedelta(microseconds=nanos // 1000)
+        seconds = _int(obj, "timeSecond")
+        if seconds is not None:
+            return from_epoch_ms(seconds * 1000)
+        if isinstance(envelope_time_ms, int) and not isinstance(envelope_time_ms, bool):
+            return from_epoch_ms(envelope_time_ms)
+    except OverflowError:  # a 40-digit timeNano: no datetime holds it
+        raise MalformedReply("market/time is out of range") from None
     raise MalformedReply("market/time has neither timeNano nor timeSecond")
