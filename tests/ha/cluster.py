@@ -264,16 +264,22 @@ class Receiver:
 
 
 # ------------------------------------------------------------------------------ replicas
+# Hooks are shell one-liners: they start in milliseconds, so their timeouts fit well below a test's
+# renew_deadline (the config refuses hooks whose timeouts add up to it).
+#
+# The gate: when the marker file exists, note "<daemon pid> <own pid>" and do what the marker says
+# to the daemon running it: "stop" (SIGSTOP: a paused actor mid hand-off), "kill" (SIGKILL: a dead
+# one; the gate then lingers while the marker exists, bounded, as a hook child that would outlive
+# its daemon without a parent-death signal).
 GATE_HOOK = """\
-import os, sys, time
-# Blocks while the marker file exists (bounded), so a test can catch its daemon mid hand-off.
-marker, started = sys.argv[1], sys.argv[2]
-if os.path.exists(marker):
-    with open(started, "a") as f:
-        f.write(f"{os.getppid()}\\n")
-    deadline = time.monotonic() + 20
-    while os.path.exists(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
+m="$1"; [ -f "$m" ] || exit 0
+echo "$PPID $$" >> "$2"
+case "$(cat "$m")" in
+  stop) kill -STOP "$PPID" ;;
+  kill) kill -KILL "$PPID"; i=0
+        while [ -f "$m" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done ;;
+esac
+exit 0
 """
 
 CONFIG = """\
@@ -308,15 +314,15 @@ sub_uid = {sub_uid}
 permissions = {{ ContractTrade = ["Order", "Position"] }}
 [[keys.hooks]]
 type = "command"
-argv = ["{python}", "{tmp}/gate.py", "{tmp}/gate.marker", "{tmp}/gate.started"]
-timeout = "25s"
+argv = ["/bin/sh", "{tmp}/gate.sh", "{tmp}/gate.marker", "{tmp}/gate.started"]
+timeout = "{gate_timeout}"
 [[keys.hooks]]
 type = "file"
 path = "{tmp}/bot.env"
 [[keys.hooks]]
 type = "command"
-argv = ["{python}", "{tmp}/handoff_log.py", "{tmp}/handoffs.jsonl"]
-timeout = "10s"
+argv = ["/bin/sh", "{tmp}/handoff_log.sh", "{tmp}/handoffs.jsonl"]
+timeout = "{log_timeout}"
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
 [notify]
@@ -440,10 +446,10 @@ class Cluster:
             self.vault.secrets.kv.v2.update_metadata(
                 path=f"{prefix}/{rel}", max_versions=1000, mount_point="secret"
             )
-        (tmp / "gate.py").write_text(GATE_HOOK)
+        (tmp / "gate.sh").write_text(GATE_HOOK)
         from history import HANDOFF_HOOK  # noqa: PLC0415 -- the hook text lives with its reader
 
-        (tmp / "handoff_log.py").write_text(HANDOFF_HOOK)
+        (tmp / "handoff_log.sh").write_text(HANDOFF_HOOK)
         (tmp / "notify-url").write_text(self.receiver.url)
         self.env = {
             "PATH": os.environ["PATH"],
@@ -471,8 +477,9 @@ class Cluster:
             retry=t.retry,
             key=KEY_NAME,
             sub_uid=SUB_UID,
-            python=sys.executable,
             tmp=self.tmp,
+            gate_timeout=f"{int(_seconds(t.renew) * 500)}ms",
+            log_timeout=f"{int(_seconds(t.renew) * 400)}ms",
             metrics_port=metrics_port,
         )
 

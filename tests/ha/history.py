@@ -341,15 +341,9 @@ def handoff_log(path: Path) -> list[HandOff]:
     return sorted(out, key=lambda h: h.at)
 
 
+# The hand-off log of tests/ha, as a command hook: when, which key (fingerprint only), which
+# rotation, which daemon. Never the secret, nor the key id.
 HANDOFF_HOOK = """\
-import datetime, json, os, sys
-# The hand-off log of tests/ha: when, which key (fingerprint only), which rotation, which daemon.
-line = {
-    "at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-    "key_fp": os.environ["ROTATOR_KEY_FP"],
-    "rotation_id": os.environ.get("ROTATOR_ROTATION_ID", ""),
-    "pid": os.getppid(),
-}
-with open(sys.argv[1], "a") as f:
-    f.write(json.dumps(line) + "\\n")
+printf '{"at": "%s", "key_fp": "%s", "rotation_id": "%s", "pid": %s}\\n' \\
+  "$(date -u +%Y-%m-%dT%H:%M:%S.%N+00:00)" "$ROTATOR_KEY_FP" "$ROTATOR_ROTATION_ID" "$PPID" >> "$1"
 """

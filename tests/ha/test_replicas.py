@@ -90,18 +90,22 @@ def actor_pid(cluster: Cluster, hold: Hold) -> int:
     )
 
 
-def catch(cluster: Cluster, step: str, timeout_s: float) -> tuple[int, Callable[[], None]]:
-    """Wait for the actor to reach `step`; return its pid and how to let it go on."""
+def catch(
+    cluster: Cluster, step: str, sig: signal.Signals, timeout_s: float
+) -> tuple[int, Callable[[], None]]:
+    """Wait for the actor to reach `step`; return its pid and how to let it go on. At hand-off
+    the gate hook itself signals its daemon (see cluster.GATE_HOOK): no race with the hook."""
     if step == "hand_off":
         marker, started = cluster.tmp / "gate.marker", cluster.tmp / "gate.started"
         before = len(started.read_text().splitlines()) if started.exists() else 0
-        marker.touch()
+        marker.write_text("stop" if sig == signal.SIGSTOP else "kill")
         lines = wait_for(
             lambda: started.exists() and started.read_text().splitlines()[before:],
             timeout_s,
             "a hand-off to start",
         )
-        return int(lines[0]), lambda: marker.unlink(missing_ok=True)
+        marker.unlink()  # only this hand-off: the successor's must run through
+        return int(lines[0].split()[0]), lambda: None
     suffix, match = HOLDS[step]
     hold = cluster.proxy.arm(suffix, match)
     wait_for(hold.caught.is_set, timeout_s, f"the actor at step {step}")
@@ -111,13 +115,11 @@ def catch(cluster: Cluster, step: str, timeout_s: float) -> tuple[int, Callable[
 def interrupt(cluster: Cluster, step: str, sig: signal.Signals) -> None:
     """One round: catch the actor at `step`, signal it, let the others move on, let it go."""
     lease_s = cluster.timing.lease_s
-    pid, let_go = catch(cluster, step, timeout_s=30)
+    pid, let_go = catch(cluster, step, sig, timeout_s=30)
     victim = cluster.by_pid(pid)
     assert victim is not None
     done_before = cluster.completed()
-    victim.signal(sig)
-    if step == "hand_off":
-        let_go()  # the hook child finishes; its daemon stays stopped (or dead) before the next
+    victim.signal(sig)  # at hand-off the gate hook has done so already: a no-op
     # The others take over within the lease and finish this rotation (and, for the hand-off, the
     # next one too: the stale actor then holds a key that has been revoked meanwhile).
     rounds = 2 if step == "hand_off" else 1
@@ -232,15 +234,13 @@ def test_hook_child_dies_with_a_killed_daemon(make_cluster):
     """SIGKILL of the daemon while its hand-off command runs: the command does not outlive it."""
     cluster = make_cluster(replicas=1)
     marker, started = cluster.tmp / "gate.marker", cluster.tmp / "gate.started"
-    marker.touch()  # the initial rotation's hand-off blocks in the gate hook
-    wait_for(started.exists, 40, "a hand-off to start")
-    daemon = cluster.replicas[0]
-    gate_pids = children_of(daemon.pid)
-    assert gate_pids, "the hand-off command is not a child of the daemon"
-    daemon.signal(signal.SIGKILL)
+    marker.write_text("kill")  # the initial hand-off's gate SIGKILLs its daemon and lingers
+    line = wait_for(lambda: started.exists() and started.read_text().split(), 40, "a hand-off")
+    daemon, gate = cluster.replicas[0], int(line[1])
+    assert int(line[0]) == daemon.pid, "the hand-off command is not a child of the daemon"
     daemon.p.wait(5)
     try:
-        wait_for(lambda: not any(_alive(p) for p in gate_pids), 5, "the hook child to die")
+        wait_for(lambda: not _alive(gate), 5, "the hook child to die with its daemon")
     finally:
         marker.unlink(missing_ok=True)
 
