@@ -268,14 +268,15 @@ class Receiver:
 # renew_deadline (the config refuses hooks whose timeouts add up to it).
 #
 # The gate: when the marker file exists, note "<daemon pid> <own pid>" and do what the marker says
-# to the daemon running it: "stop" (SIGSTOP: a paused actor mid hand-off), "kill" (SIGKILL: a dead
-# one; the gate then lingers while the marker exists, bounded, as a hook child that would outlive
-# its daemon without a parent-death signal).
+# to the daemon running it. "stop": SIGSTOP, a paused actor mid hand-off, between this hook and the
+# next (the hook closes its output first, so the daemon sees it finish rather than time out).
+# "kill": SIGKILL, a dead actor; the gate then lingers while the marker exists (bounded), as a hook
+# child that would outlive its daemon without a parent-death signal.
 GATE_HOOK = """\
 m="$1"; [ -f "$m" ] || exit 0
 echo "$PPID $$" >> "$2"
 case "$(cat "$m")" in
-  stop) kill -STOP "$PPID" ;;
+  stop) exec >/dev/null 2>&1; kill -STOP "$PPID" ;;
   kill) kill -KILL "$PPID"; i=0
         while [ -f "$m" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done ;;
 esac
