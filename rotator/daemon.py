@@ -75,7 +75,9 @@ HEARTBEAT_STALE_S = 30.0  # no heartbeat this long: unhealthy, the watchdog stop
 MIN_DUE_GAP = timedelta(seconds=1)  # never plan a due job sooner than this from now
 PROBE_MAX_INTERVAL = timedelta(seconds=30)
 READY_FACTOR = 3  # /readyz wants a successful reconcile within 3 x reconcile_interval
-STUCK_AFTER_S = 600.0  # a run of one account longer than this is "stuck" in /readyz
+STUCK_AFTER_S = (
+    900.0  # a run of one account longer than this is "stuck" in /readyz (RotatorAccountStuck)
+)
 INTENT_POLL_MAX = timedelta(seconds=5)  # how soon a `rotator rotate` is picked up, at most
 
 
@@ -449,10 +451,24 @@ class Daemon:
         random.shuffle(accounts)
         held = sum(1 for a in accounts if a.lease.holds())
         newly = []
+        mono = self._monotonic()
         for account in accounts:
             was = account.lease.holds()
+            stuck = account.busy_since is not None and mono - account.busy_since > STUCK_AFTER_S
+            if was and stuck:
+                # A run this long is a bug or a hang beyond every timeout: hand the account to
+                # another replica (whatever the stuck thread does next is fenced out).
+                log.error(
+                    "lease.abdicated",
+                    account=account.name,
+                    run_s=round(mono - account.busy_since, 1) if account.busy_since else None,
+                    action="released so another replica can act; see RotatorAccountStuck",
+                )
+                account.lease.release()
             patience = held * retry_s if spread and not was else 0.0
-            now_held = account.lease.step(may_acquire=not self._stop.is_set(), patience_s=patience)
+            now_held = account.lease.step(
+                may_acquire=not self._stop.is_set() and not stuck, patience_s=patience
+            )
             if now_held and not was:
                 held += 1
                 newly.append(account.name)
