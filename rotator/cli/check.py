@@ -303,8 +303,9 @@ def check_vault(cfg: Config, runtime: wiring.Runtime, out: Checklist) -> bool:
     except RotatorError as exc:
         out.fail(
             f"vault: cannot ask the token's capabilities: {exc.message}",
-            'add path "sys/capabilities-self" { capabilities = ["update"] } to its policy '
-            "(deploy/vault/rotator.hcl has it)",
+            'if it says permission denied, add path "sys/capabilities-self" { capabilities = '
+            '["update"] } to the token\'s policy (deploy/vault/rotator.hcl has it); otherwise fix '
+            "what the reply names and run check again",
         )
         return True
     missing = 0
