@@ -1177,6 +1177,20 @@ def managed_accounts(cfg: Config) -> tuple[ManagedAccount, ...]:
     )
 
 
+def describe_key_sets(cfg: Config) -> list[str]:
+    """One line per `[[key_sets]]` entry: what it expanded to, and the per-sub-UID limit."""
+    lines = []
+    for key_set in cfg.key_sets:
+        names = [k.name for k in cfg.keys if k.key_set == key_set.name]
+        shown = ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, ... {names[-1]}"
+        lines.append(
+            f"key set {key_set.name}: {len(names)} key(s) of account {key_set.account} "
+            f"({shown}); at most {MAX_MANAGED_PER_SUB_UID} managed keys per sub UID (Bybit "
+            f"allows {MAX_KEYS_PER_ACCOUNT}, each rotation needs room for the new one)"
+        )
+    return lines
+
+
 def managed_keys(cfg: Config) -> tuple[ManagedKey, ...]:
     return tuple(
         ManagedKey(

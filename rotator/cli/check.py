@@ -45,6 +45,7 @@ from rotator.config import (
     FileHook,
     KeyConfig,
     WebhookHook,
+    describe_key_sets,
     tracked_keys,
     webhook_url_problem,
 )
@@ -97,6 +98,8 @@ class Checklist:
 # ------------------------------------------------------------------------------ config, hooks
 def check_config(cfg: Config, config_path: str, out: Checklist) -> None:
     out.ok(f"config {config_path}: {len(cfg.accounts)} account(s), {len(cfg.keys)} key(s)")
+    for line in describe_key_sets(cfg):
+        out.ok(line)
     for key in cfg.keys:
         policy = cfg.policy_for(key)
         binding = "bound to " + ", ".join(key.ips) if key.ips else "unbound (expires)"
