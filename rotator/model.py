@@ -21,6 +21,7 @@ REDACTED = "[redacted]"
 _ANCHOR = 8
 """Length of the window a secret is looked up by (and the shortest value registered)."""
 _ALNUM_RUN = re.compile(rf"[A-Za-z0-9]{{{_ANCHOR},}}")
+RETAIN_RETIRED = 4096
 
 
 class _SecretRegistry:
@@ -32,7 +33,9 @@ class _SecretRegistry:
     written. A key id is replaced by its fingerprint (`<key_fp=…>`), so a line still says which.
 
     Bounded by what is live: a value is registered with the object that holds it (a `Secret`,
-    `Credentials`, `CreatedKey`) and dropped when the last such holder is garbage collected.
+    `Credentials`, `CreatedKey`); when the last such holder is garbage collected it retires, and
+    only the `retain` (4,096) most recently retired values stay, so a plain copy that briefly
+    outlives its holder (an exception message, a reply) is still masked.
 
     Matching does not grow with the number of secrets: each value is indexed by its first
     8-character run of letters and digits (its anchor). `scrub` slides an 8-character window over
@@ -47,6 +50,10 @@ class _SecretRegistry:
         self._holders: dict[str, int] = {}
         self._anchors: dict[str, dict[str, int]] = {}  # window -> {value: offset in value}
         self._unanchored: set[str] = set()
+        self._retired: dict[str, None] = {}  # no holder left, oldest first
+        self.retain = RETAIN_RETIRED
+        """How many values without a holder stay redacted (a copy of a secret may outlive its
+        `Secret` briefly: in an exception, a reply being logged); the oldest go first."""
         self._lock = threading.Lock()
         self.witness: set[str] | None = None
         """When a set, every value ever registered is added to it (tests search outputs for
@@ -66,13 +73,8 @@ class _SecretRegistry:
         with self._lock:
             if self.witness is not None:
                 self.witness.add(value)
-            if value in self._holders:
-                if self._holders[value] > 0:
-                    self._holders[value] += 1
-                if replacement == REDACTED:
-                    self._replacement[value] = REDACTED  # a secret outranks a key id
-            else:
-                self._holders[value] = 1
+            self._retired.pop(value, None)
+            if value not in self._replacement:
                 self._replacement[value] = replacement
                 anchor = _ALNUM_RUN.search(value)
                 if anchor is None:
@@ -80,28 +82,42 @@ class _SecretRegistry:
                 else:
                     window = value[anchor.start() : anchor.start() + _ANCHOR]
                     self._anchors.setdefault(window, {})[value] = anchor.start()
+            elif replacement == REDACTED:
+                self._replacement[value] = REDACTED  # a secret outranks a key id
+            held = self._holders.get(value)
             if owner is None:
                 self._holders[value] = 0  # 0: kept for good
+            elif held is None or held > 0:
+                self._holders[value] = (held or 0) + 1
         if owner is not None:
             weakref.finalize(owner, self._release, value)
 
     def _release(self, value: str) -> None:
+        """The holder of `value` is gone: one fewer; with none left the value retires."""
         with self._lock:
-            held = self._holders.get(value, 0)
+            held = self._holders.get(value)
+            if not held:  # kept for good
+                return
             if held > 1:
                 self._holders[value] = held - 1
                 return
-            if held == 0:
-                return
-            del self._holders[value], self._replacement[value]
-            self._unanchored.discard(value)
-            anchor = _ALNUM_RUN.search(value)
-            if anchor is not None:
-                window = value[anchor.start() : anchor.start() + _ANCHOR]
-                found = self._anchors.get(window, {})
-                found.pop(value, None)
-                if not found:
-                    self._anchors.pop(window, None)
+            del self._holders[value]
+            self._retired[value] = None
+            while len(self._retired) > self.retain:
+                oldest = next(iter(self._retired))
+                del self._retired[oldest]
+                self._forget(oldest)
+
+    def _forget(self, value: str) -> None:
+        del self._replacement[value]
+        self._unanchored.discard(value)
+        anchor = _ALNUM_RUN.search(value)
+        if anchor is not None:
+            window = value[anchor.start() : anchor.start() + _ANCHOR]
+            found = self._anchors[window]
+            del found[value]
+            if not found:
+                del self._anchors[window]
 
     def __len__(self) -> int:
         return len(self._replacement)
