@@ -554,6 +554,16 @@ class KeySetConfig(_KeyShape):
     vault_path: Annotated[str, AfterValidator(_template)] | None = None
     """Where consumers read each key, with `{sub_uid}`. Default `<prefix>/keys/<name>`."""
 
+    @field_validator("sub_uids", mode="before")
+    @classmethod
+    def _listed(cls, value: object) -> object:
+        if value == "all":
+            raise ValueError(
+                '"all" (every sub-account Bybit lists) is not supported yet; list the sub UIDs, '
+                "like sub_uids = [2001, 2002]"
+            )
+        return value
+
     @field_validator("sub_uids")
     @classmethod
     def _distinct(cls, value: list[int]) -> list[int]:

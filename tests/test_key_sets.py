@@ -116,7 +116,7 @@ permissions = { Exchange = ["ExchangeHistory"] }
         (("[2001, 2002, 2003]", "[2001, 2002, 2001]"), "sub UID 2001 is listed twice"),
         (("[2001, 2002, 2003]", '["2001"]'), "key_sets[0].sub_uids"),
         (("[2001, 2002, 2003]", "[0]"), "key_sets[0].sub_uids"),
-        (("[2001, 2002, 2003]", '"all"'), "key_sets[0].sub_uids"),
+        (("[2001, 2002, 2003]", '"all"'), 'key_sets[0].sub_uids: "all" (every sub-account'),
         # the shared spec is checked as for [[keys]]
         (('["Order", "Position"]', '["Order", "Fly"]'), "key_sets[0].permissions"),
         (('["203.0.113.7"]', '["not-an-ip"]'), "key_sets[0].ips"),
