@@ -42,7 +42,7 @@ import structlog
 from rotator import config as config_mod
 from rotator import logs
 from rotator.adapters.health import Endpoints, HealthServer
-from rotator.adapters.hooks import build_hooks
+from rotator.adapters.hooks import build_hooks, kill_running_hooks
 from rotator.adapters.metrics import Metrics
 from rotator.adapters.notify import Notifier, reminder_notice
 from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
@@ -75,7 +75,9 @@ HEARTBEAT_STALE_S = 30.0  # no heartbeat this long: unhealthy, the watchdog stop
 MIN_DUE_GAP = timedelta(seconds=1)  # never plan a due job sooner than this from now
 PROBE_MAX_INTERVAL = timedelta(seconds=30)
 READY_FACTOR = 3  # /readyz wants a successful reconcile within 3 x reconcile_interval
-STUCK_AFTER_S = 600.0  # a run of one account longer than this is "stuck" in /readyz
+STUCK_AFTER_S = (
+    900.0  # a run of one account longer than this is "stuck" in /readyz (RotatorAccountStuck)
+)
 INTENT_POLL_MAX = timedelta(seconds=5)  # how soon a `rotator rotate` is picked up, at most
 
 
@@ -449,10 +451,24 @@ class Daemon:
         random.shuffle(accounts)
         held = sum(1 for a in accounts if a.lease.holds())
         newly = []
+        mono = self._monotonic()
         for account in accounts:
             was = account.lease.holds()
+            stuck = account.busy_since is not None and mono - account.busy_since > STUCK_AFTER_S
+            if was and stuck:
+                # A run this long is a bug or a hang beyond every timeout: hand the account to
+                # another replica (whatever the stuck thread does next is fenced out).
+                log.error(
+                    "lease.abdicated",
+                    account=account.name,
+                    run_s=round(mono - account.busy_since, 1) if account.busy_since else None,
+                    action="released so another replica can act; see RotatorAccountStuck",
+                )
+                account.lease.release()
             patience = held * retry_s if spread and not was else 0.0
-            now_held = account.lease.step(may_acquire=not self._stop.is_set(), patience_s=patience)
+            now_held = account.lease.step(
+                may_acquire=not self._stop.is_set() and not stuck, patience_s=patience
+            )
             if now_held and not was:
                 held += 1
                 newly.append(account.name)
@@ -1042,6 +1058,9 @@ class Daemon:
             while self._inflight > 0 and time.monotonic() < deadline:
                 self._inflight_cv.wait(min(1.0, max(deadline - time.monotonic(), 0.01)))
             left = self._inflight
+        killed = kill_running_hooks()  # a hook still running would outlive the daemon
+        if killed:
+            log.warning("daemon.hooks_killed", groups=killed, reason="stop timeout")
         if not left:
             for lease in self.leases.values():  # a clean stop hands over at once
                 lease.release()

@@ -37,6 +37,7 @@ _BY_ERROR = {
     "StoreUnavailable": FailureClass.VAULT,
     "StoreDenied": FailureClass.VAULT_DENIED,
     "ExchangeUnavailable": FailureClass.BYBIT,
+    "ExchangeProtocolError": FailureClass.BYBIT,
     "ExchangeRateLimited": FailureClass.BYBIT_RATE_LIMIT,
     "ExchangeClockSkew": FailureClass.CLOCK_SKEW,
     "ExchangeOutcomeUnknown": FailureClass.BYBIT_OUTCOME_UNKNOWN,

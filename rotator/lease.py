@@ -164,7 +164,12 @@ class AccountLease:
         self.fence()
         current = self.store.read(self.path)
         record = None if current is None else LeaseRecord.from_record(current.data, self.path)
-        if record is None or record.holder != self.identity or record.token != self._token:
+        if (
+            record is None
+            or record.released
+            or record.holder != self.identity
+            or record.token != self._token
+        ):
             with self._lock:
                 self._drop("another holder wrote the lease")
             raise LeaseLost(

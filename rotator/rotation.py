@@ -378,6 +378,11 @@ class Engine:
             log.error("account.reconcile.failed", account=account.name, error=exc.message)
             reports = [self._unknown_report(k, error) for k in keys]
             return AccountReport(name=account.name, error=error), reports
+        except Exception as exc:  # a bug or an adapter letting something through
+            log.exception("account.reconcile.crashed", account=account.name)
+            error = f"account {account.name}: internal error {type(exc).__name__} (a bug)"
+            reports = [self._unknown_report(k, error, failure="bug") for k in keys]
+            return AccountReport(name=account.name, error=error), reports
         if info.is_master is False:
             error = (
                 f"account {account.name}: the key at {account.master_path} is a sub-account key; "

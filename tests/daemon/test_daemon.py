@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import stat
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -386,3 +387,21 @@ def test_one_due_job_per_account_runs_every_due_key_at_once(world, sim_clock):
     assert {d.reports[k].state for k in ("bot1", "bot2")} == {"handed_off"}
     assert [j for j in d.scheduler.job_ids() if j.startswith("due:")] == ["due:main"]
     d.scheduler.shutdown(wait=False)
+
+
+def test_a_stuck_account_is_handed_to_another_replica(world):
+    """A run of one account past the stuck limit: the holder releases its lease (and takes it
+    no more while stuck); another replica takes the account over on its next round."""
+    a = world["make"]()
+    b = world["make"]()
+    a.tick()
+    assert a.leases["main"].holds()
+    account = a.accounts["main"]
+    account.busy_since = time.monotonic() - 1000  # a run that has hung for 1000 s
+    a.elect()
+    assert not a.leases["main"].holds()
+    assert value(a, "rotator_leader", account="main") == 0
+    b.elect(spread=False)
+    assert b.leases["main"].holds()
+    a.elect()
+    assert not a.leases["main"].holds()

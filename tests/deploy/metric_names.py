@@ -78,3 +78,30 @@ def unknown(expr: str, known: dict[str, set[str]]) -> list[str]:
         if extra:
             problems.append(f"{name} has no label(s) {sorted(extra)}")
     return problems
+
+
+# Labels that differ between replicas of one deployment: an alert that keeps one of them fires
+# once per replica. Every key and account alert groups `by` a list without them.
+PER_REPLICA = {"instance", "pod"}
+
+
+def replica_problems(
+    expr: str, known: dict[str, set[str]], exempt: frozenset[str] = frozenset()
+) -> list[str]:
+    """Why `expr`, if it reads a per-key or per-account series (other than `exempt`), would give
+    one result per replica where one per key or account is meant."""
+    metrics = [
+        m for m in used(expr) if m not in exempt and known.get(m, set()) & {"key", "account"}
+    ]
+    if not metrics:
+        return []
+    groupings = re.findall(r"\b(by|without)\s*\(([^)]*)\)", expr)
+    problems = []
+    whole = re.search(r"\b(sum|min|max|avg|count|group)\s*\(", expr)  # over everything
+    if not whole and not any(kind == "by" for kind, _ in groupings):
+        problems.append(f"{metrics} not aggregated: add `by (job, namespace, ...)`")
+    for kind, labels in groupings:
+        names = {n.strip() for n in labels.split(",") if n.strip()}
+        if kind == "without" or names & PER_REPLICA:
+            problems.append(f"{kind} ({labels}) keeps a per-replica label")
+    return problems

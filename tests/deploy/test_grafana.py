@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 from deploy_tools import DEPLOY, run, tool
-from metric_names import exposed, unknown
+from metric_names import exposed, replica_problems, unknown
 
 DASHBOARD = DEPLOY / "grafana" / "rotator-dashboard.json"
 
@@ -54,6 +54,9 @@ def test_dashboard_structure():
         "Rotation step failures",
         "Reconcile health",
         "Bybit rate-limit headroom",
+        "Lease holder per account",
+        "Lease holders per account",
+        "Account run time",
     }
 
 
@@ -61,6 +64,27 @@ def test_every_query_uses_only_exposed_metrics():
     known = exposed()
     problems = {f"{title}: {expr}": unknown(expr, known) for title, expr in queries(dashboard())}
     assert {k: v for k, v in problems.items() if v} == {}
+
+
+# Per replica by nature: the holder table shows which replica holds which account.
+PER_REPLICA_METRICS = frozenset({"rotator_leader", "rotator_account_run_seconds"})
+
+
+def test_per_key_and_account_panels_show_one_series_per_key_or_account():
+    """Every replica exports the holder's per-key and per-account gauges: a panel that did not
+    aggregate them away would draw each key once per replica."""
+    known = exposed()
+    problems = {
+        f"{title}: {expr}": replica_problems(expr, known, PER_REPLICA_METRICS)
+        for title, expr in queries(dashboard())
+    }
+    assert {k: v for k, v in problems.items() if v} == {}
+    assert replica_problems('rotator_orphan_keys{key=~"$key"}', known, PER_REPLICA_METRICS)
+
+
+def test_the_lease_holder_panel_names_the_replica():
+    exprs = [e for title, e in queries(dashboard()) if title == "Lease holder per account"]
+    assert exprs == ["max by (account, instance, pod) (rotator_leader) == 1"]
 
 
 def grafana_to_promql(expr: str) -> str:

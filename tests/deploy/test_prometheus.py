@@ -9,7 +9,7 @@ import unicodedata
 import pytest
 import yaml
 from deploy_tools import DEPLOY, DOCS, REPO, run, tool
-from metric_names import exposed, unknown
+from metric_names import exposed, replica_problems, unknown, used
 
 RULES = DEPLOY / "prometheus" / "rules.yml"
 RULES_TEST = DEPLOY / "prometheus" / "rules_test.yml"
@@ -71,6 +71,10 @@ def test_the_required_alerts_exist():
         "RotatorVaultErrors",
         "RotatorBybitErrors",
         "RotatorDown",
+        "RotatorReplicaDown",
+        "RotatorNoLeader",
+        "RotatorAccountStuck",
+        "RotatorAckMissing",
     }
 
 
@@ -120,3 +124,49 @@ def test_metric_check_can_fail():
     assert unknown("rotator_key_expiry_timestamp - time() < 3", known)
     assert unknown('rotator_bybit_requests_total{retcode!="0"}', known)
     assert not unknown('rotator_bybit_requests_total{ret_code!="0"}', known)
+
+
+def test_every_key_and_account_alert_aggregates_the_replicas_away():
+    known = exposed()
+    problems = {r["alert"]: replica_problems(r["expr"], known) for r in alerts()}
+    assert {k: v for k, v in problems.items() if v} == {}
+
+
+def test_replica_check_can_fail():
+    known = exposed()
+    assert replica_problems("rotator_key_escalated == 1", known)
+    assert replica_problems("max by (key, instance) (rotator_key_escalated) == 1", known)
+    assert replica_problems("max without (pod) (rotator_orphan_keys) > 0", known)
+    assert replica_problems("sum without (pod) (rotator_key_drift) > 0", known)
+    assert not replica_problems("max by (job, account) (rotator_orphan_keys) > 0", known)
+    assert not replica_problems("count(rotator_key_drift == 1) > 0", known)
+    assert not replica_problems("rotator_vault_up == 0", known)
+
+
+def replica_tested(suite: dict) -> set[str]:
+    """Alerts with a firing case in a test whose input comes from three or more instances."""
+    found: set[str] = set()
+    for test in suite["tests"]:
+        instances = {
+            m.group(1)
+            for series in test.get("input_series", [])
+            if (m := re.search(r'instance="([^"]*)"', series["series"]))
+        }
+        if len(instances) >= 3:
+            found |= {c["alertname"] for c in test["alert_rule_test"] if c.get("exp_alerts")}
+    return found
+
+
+def test_every_key_and_account_alert_is_tested_firing_with_three_replicas():
+    known = exposed()
+    suite = yaml.safe_load(RULES_TEST.read_text(encoding="utf-8"))
+    wanted = {
+        r["alert"]
+        for r in alerts()
+        if any(known.get(m, set()) & {"key", "account"} for m in used(r["expr"]))
+    }
+    assert wanted >= {"RotatorKeyExpiringSoon", "RotatorNoLeader", "RotatorRotationFailing"}
+    assert wanted - replica_tested(suite) == set()
+    one_replica = [t for t in suite["tests"] if t["name"] == "key escalated"]
+    assert one_replica, "the check must tell one replica from three"
+    assert replica_tested({"tests": one_replica}) == set()

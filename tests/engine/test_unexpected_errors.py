@@ -2,8 +2,8 @@
 keeps its place, counts the failure, backs off, and finishes once the cause is gone (issue 10
 item 2, engine side). A key is never stuck silently on "internal error".
 
-Written by the hardening branch for the lead's rotation.py work: it fails until the step runner
-records non-RotatorError exceptions through the same path as TemporaryError.
+The step runner (`Engine._guarded_step`) records a non-RotatorError exception through the same
+path as a TemporaryError; the failure class is "bug" (a metric label an operator can alert on).
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def test_unexpected_exception_in_a_step_is_recorded_with_backoff(rig: Rig, step)
     engine = rig.engine(exchange=exchange, store=store)
     report = engine.reconcile(force={"alpha"}).keys[0]
     assert exchange.fired or store.fired, f"the {step} step was never reached"
-    assert report.failure is not None
-    assert report.failure != "bug", "an unexpected exception must be recorded, not dropped"
+    # Labelled "bug" (metrics, notifications) AND recorded on the rotation, not dropped:
+    assert report.failure == "bug"
     rot = rig.state("alpha").rotation
     assert rot is not None, "the rotation in flight was lost"
     assert rot.failures == 1
@@ -63,3 +63,16 @@ def test_unexpected_exception_in_a_step_is_recorded_with_backoff(rig: Rig, step)
             break
     assert rig.state("alpha").rotation is None
     assert rig.works(rig.consumer("alpha"))
+
+
+def test_unexpected_exception_at_the_account_level_is_reported_not_raised(rig: Rig):
+    """The master's query-api raising something unexpected ends the account's run with an error
+    report (keys failing, class "bug"); nothing escapes reconcile()."""
+    rig.add_key("alpha")
+    exchange = Injector(rig.client(), "query_key", [])
+    result = rig.engine(exchange=exchange).reconcile()
+    assert exchange.fired
+    [account] = result.accounts
+    assert "RuntimeError" in (account.error or "")
+    assert result.keys[0].failure == "bug"
+    assert result.keys[0].state == "failed"
