@@ -447,8 +447,8 @@ class _KeyShape(_Model):
             and not any(isinstance(h, CommandHook) for h in self.hooks)
         ):
             raise ValueError(
-                'ack mode "hook" counts a command hook\'s success: add a [[keys.hooks]] with '
-                'type = "command", or use mode = "vault"'
+                'ack mode "hook" counts a command hook\'s success: add a hook ([[keys.hooks]] or '
+                '[[key_sets.hooks]]) with type = "command", or use mode = "vault"'
             )
         return self
 
