@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     Strict,
     ValidationError,
     field_validator,
@@ -45,6 +46,9 @@ DEFAULT_CONFIG_PATH = Path("/etc/rotator/rotator.toml")
 CONFIG_ENV = "ROTATOR_CONFIG"
 MAX_IPS_PER_KEY = 30
 MAX_KEYS_PER_ACCOUNT = 20
+MAX_MANAGED_PER_SUB_UID = MAX_KEYS_PER_ACCOUNT // 2
+"""Each managed key needs room for its successor during a rotation: 10 of Bybit's 20."""
+MAX_SET_SIZE = 20_000
 
 # Permissions a sub-account key may hold, exactly as Bybit names them (reference §3.5, §3.9, §4).
 SUB_KEY_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -423,31 +427,28 @@ class AckConfig(_Model):
     past the old key's own expiry)."""
 
 
-class KeyConfig(_Model):
-    name: Name
-    account: Name
-    sub_uid: StrictInt = Field(gt=0, lt=2**63)
+class _KeyShape(_Model):
+    """What a key looks like and how it is handed over: shared by `[[keys]]` and `[[key_sets]]`."""
+
     read_only: StrictBool = False
     ips: list[str] = []
     """Empty: the key is unbound and expires every 90 days (that is why this tool exists)."""
     permissions: dict[str, list[str]]
-    vault_path: VaultPath | None = None
-    """Where consumers read the key. Default `<prefix>/keys/<name>`."""
     policy: PolicyOverrides | None = None
     hooks: list[Hook] = []
     ack: AckConfig | None = None
     """Revoke the old key only once the bot acknowledged the new one (or `max_wait` passed)."""
 
     @model_validator(mode="after")
-    def _ack_hook(self) -> KeyConfig:
+    def _ack_hook(self) -> _KeyShape:
         if (
             self.ack is not None
             and self.ack.mode == "hook"
             and not any(isinstance(h, CommandHook) for h in self.hooks)
         ):
             raise ValueError(
-                'ack mode "hook" counts a command hook\'s success: add a [[keys.hooks]] with '
-                'type = "command", or use mode = "vault"'
+                'ack mode "hook" counts a command hook\'s success: add a hook ([[keys.hooks]] or '
+                '[[key_sets.hooks]]) with type = "command", or use mode = "vault"'
             )
         return self
 
@@ -494,6 +495,27 @@ class KeyConfig(_Model):
                     )
         return value
 
+    @property
+    def normalized_permissions(self) -> Permissions:
+        return normalize_permissions(self.permissions)
+
+
+SubUid = Annotated[int, Strict(), Field(gt=0, lt=2**63)]
+
+
+class KeyConfig(_KeyShape):
+    name: Name
+    account: Name
+    sub_uid: SubUid
+    vault_path: VaultPath | None = None
+    """Where consumers read the key. Default `<prefix>/keys/<name>`."""
+    _key_set: str | None = PrivateAttr(default=None)
+
+    @property
+    def key_set(self) -> str | None:
+        """The `[[key_sets]]` entry this key was expanded from (None: a `[[keys]]` table)."""
+        return self._key_set
+
     def spec(self) -> KeySpec:
         return KeySpec(
             sub_uid=self.sub_uid,
@@ -502,9 +524,100 @@ class KeyConfig(_Model):
             ips=tuple(self.ips),
         )
 
-    @property
-    def normalized_permissions(self) -> Permissions:
-        return normalize_permissions(self.permissions)
+
+SUB_UID = "{sub_uid}"
+"""The placeholder of a key set's templates."""
+
+
+def _template(value: str) -> str:
+    if (
+        SUB_UID not in value
+        or "{" in value.replace(SUB_UID, "")
+        or "}" in value.replace(SUB_UID, "")
+    ):
+        raise ValueError(
+            f"write {SUB_UID} where each key's sub UID goes (the only placeholder), "
+            'like "bot-{sub_uid}"'
+        )
+    return value
+
+
+class KeySetConfig(_KeyShape):
+    """Many keys of one shape: one per sub UID, named by a template."""
+
+    name: Name
+    """The set's own name (logs, `rotator plan`)."""
+    name_template: Annotated[str, AfterValidator(_template)]
+    """Each key's name, with `{sub_uid}` replaced: it must expand to a valid, unique name."""
+    account: Name
+    sub_uids: Annotated[list[SubUid], Field(min_length=1, max_length=MAX_SET_SIZE)]
+    vault_path: Annotated[str, AfterValidator(_template)] | None = None
+    """Where consumers read each key, with `{sub_uid}`. Default `<prefix>/keys/<name>`."""
+
+    @field_validator("sub_uids", mode="before")
+    @classmethod
+    def _listed(cls, value: object) -> object:
+        if value == "all":
+            raise ValueError(
+                '"all" (every sub-account Bybit lists) is not supported yet; list the sub UIDs, '
+                "like sub_uids = [2001, 2002]"
+            )
+        return value
+
+    @field_validator("sub_uids")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        seen: set[int] = set()
+        for uid in value:
+            if uid in seen:
+                raise ValueError(f"sub UID {uid} is listed twice; list each sub UID once")
+            seen.add(uid)
+        return value
+
+    def expand(self) -> list[KeyConfig]:
+        """One key per sub UID, in the order listed; `{sub_uid}` replaced in the name, the
+        vault path and every text of the hooks. Raises `_CrossError` located in this set."""
+        shape = self.model_dump(
+            include=set(_KeyShape.model_fields), exclude_none=True, round_trip=True
+        )
+        out = []
+        for uid in self.sub_uids:
+            raw = {
+                **shape,
+                "hooks": _fill(shape.get("hooks", []), str(uid)),
+                "name": self.name_template.replace(SUB_UID, str(uid)),
+                "account": self.account,
+                "sub_uid": uid,
+            }
+            if self.vault_path is not None:
+                raw["vault_path"] = self.vault_path.replace(SUB_UID, str(uid))
+            try:
+                key = KeyConfig.model_validate(raw)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                loc = tuple(
+                    "name_template" if p == "name" else p
+                    for p in err["loc"]
+                    if p not in {"file", "command", "webhook", "config_file"}
+                )
+                message = str(err["msg"]).removeprefix("Value error, ")
+                raise _CrossError(loc, f"for sub UID {uid} ({raw['name']}): {message}") from None
+            key._key_set = self.name  # noqa: SLF001 (set once, before anyone sees the key)
+            out.append(key)
+        return out
+
+
+def _fill(value: object, uid: str) -> object:
+    """`value` with `{sub_uid}` replaced by `uid` in every string (and path) inside it."""
+    if isinstance(value, str):
+        return value.replace(SUB_UID, uid)
+    if isinstance(value, Path):
+        return Path(str(value).replace(SUB_UID, uid))
+    if isinstance(value, dict):
+        return {k: _fill(v, uid) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, uid) for v in value]
+    return value
 
 
 class MetricsConfig(_Model):
@@ -644,6 +757,8 @@ class Config(_Model):
     policy: PolicyConfig = PolicyConfig()
     accounts: list[AccountConfig] = []
     keys: list[KeyConfig] = []
+    """After loading: every managed key, the `[[keys]]` tables first, then each key set's."""
+    key_sets: list[KeySetConfig] = []
     metrics: MetricsConfig = MetricsConfig()
     notify: NotifyConfig = NotifyConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -654,44 +769,90 @@ class Config(_Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
         _unique([a.name for a in self.accounts], "accounts", "account")
-        _unique([k.name for k in self.keys], "keys", "key")
+        _unique([s.name for s in self.key_sets], "key_sets", "key set")
         known = {a.name for a in self.accounts}
-        per_sub: dict[int, int] = {}
-        for i, key in enumerate(self.keys):
+        every, origin = self._expand_sets(known)
+        names: dict[str, int] = {}
+        paths: dict[str, int] = {}
+        per_sub: dict[int, list[int]] = {}
+        for i, key in enumerate(every):
+            at, about = origin[i]
             if key.account not in known:
                 raise _CrossError(
-                    ("keys", i, "account"),
+                    (*at, "account"),
                     f"names account {key.account!r}, which no [[accounts]] entry defines; "
                     f"known accounts: {', '.join(sorted(known)) or 'none'}",
                 )
+            if key.name in names:
+                raise _CrossError(
+                    (*at, "name_template" if about else "name"),
+                    f"{about}key {key.name!r} is used twice "
+                    f"({_describe_origin(origin[names[key.name]])} has it too); every key must be "
+                    "unique",
+                )
+            names[key.name] = i
             policy = self.policy_for(key)
             if policy.renew_before >= policy.key_lifetime:
                 raise _CrossError(
-                    ("keys", i, "policy", "renew_before"),
-                    f"renew_before ({format_duration(policy.renew_before)}) is not shorter than "
-                    f"the key lifetime ({format_duration(policy.key_lifetime)}): the key would "
-                    "rotate as soon as it is created; lower renew_before (default 14d)",
+                    (*at, "policy", "renew_before"),
+                    f"{about}renew_before ({format_duration(policy.renew_before)}) is not shorter "
+                    f"than the key lifetime ({format_duration(policy.key_lifetime)}): the key "
+                    "would rotate as soon as it is created; lower renew_before (default 14d)",
                 )
-            per_sub[key.sub_uid] = per_sub.get(key.sub_uid, 0) + 1
-            self._check_vault_path(i, key)
-            self._check_hook_time(i, key)
-        _unique([self.vault_path(k) for k in self.keys], "keys", "vault_path")
+            per_sub.setdefault(key.sub_uid, []).append(i)
+            self._check_vault_path(at, about, key)
+            self._check_hook_time(at, about, key)
+            path = self.vault_path(key)
+            if path in paths:
+                raise _CrossError(
+                    (*at, "vault_path"),
+                    f"{about}vault_path {path!r} is used twice "
+                    f"({_describe_origin(origin[paths[path]])} has it too); every vault_path must "
+                    "be unique",
+                )
+            paths[path] = i
         self._check_tracked(known)
         if self.policy.renew_before >= self.policy.key_lifetime:
             raise _CrossError(
                 ("policy", "renew_before"),
                 "renew_before is not shorter than key_lifetime; lower renew_before (default 14d)",
             )
-        for uid, count in per_sub.items():
-            # Each managed key needs room for its successor during a rotation.
-            if 2 * count > MAX_KEYS_PER_ACCOUNT:
+        for uid, members in per_sub.items():
+            if len(members) > MAX_MANAGED_PER_SUB_UID:
+                at, _ = origin[members[MAX_MANAGED_PER_SUB_UID]]
                 raise _CrossError(
-                    ("keys",),
-                    f"sub UID {uid} has {count} managed keys; rotating needs room for one new key "
-                    f"each and Bybit allows {MAX_KEYS_PER_ACCOUNT}: manage at most "
-                    f"{MAX_KEYS_PER_ACCOUNT // 2} keys per sub UID",
+                    at if at[0] == "key_sets" else ("keys",),
+                    f"sub UID {uid} has {len(members)} managed keys; rotating needs room for one "
+                    f"new key each and Bybit allows {MAX_KEYS_PER_ACCOUNT}: manage at most "
+                    f"{MAX_MANAGED_PER_SUB_UID} keys per sub UID (count [[keys]] and "
+                    "[[key_sets]] together)",
                 )
+        object.__setattr__(self, "keys", every)  # every managed key, the sets expanded
         return self
+
+    def _expand_sets(
+        self, known: set[str]
+    ) -> tuple[list[KeyConfig], list[tuple[tuple[str | int, ...], str]]]:
+        """Every key ([[keys]], then each set's), and where each comes from: the key path an
+        error names and, for a set's key, a prefix saying which key of the set."""
+        expanded: list[KeyConfig] = []
+        origin: list[tuple[tuple[str | int, ...], str]] = [
+            (("keys", i), "") for i in range(len(self.keys))
+        ]
+        for j, key_set in enumerate(self.key_sets):
+            if key_set.account not in known:
+                raise _CrossError(
+                    ("key_sets", j, "account"),
+                    f"names account {key_set.account!r}, which no [[accounts]] entry defines; "
+                    f"known accounts: {', '.join(sorted(known)) or 'none'}",
+                )
+            try:
+                keys = key_set.expand()
+            except _CrossError as exc:
+                raise _CrossError(("key_sets", j, *exc.loc), str(exc)) from None
+            expanded += keys
+            origin += [(("key_sets", j), f"key {k.name!r} (sub UID {k.sub_uid}): ") for k in keys]
+        return [*self.keys, *expanded], origin
 
     def _check_tracked(self, known: set[str]) -> None:
         _unique([t.name for t in self.tracked], "tracked", "tracked key")
@@ -712,7 +873,7 @@ class Config(_Model):
                     )
                 seen.add(ident)
 
-    def _check_vault_path(self, index: int, key: KeyConfig) -> None:
+    def _check_vault_path(self, at: tuple[str | int, ...], about: str, key: KeyConfig) -> None:
         """A consumer path inside the rotator's own folders, or on a master key record, would
         let one key's hand-off overwrite another key's state or an account's master key."""
         path = self.vault_path(key)
@@ -721,19 +882,19 @@ class Config(_Model):
             own = f"{prefix}/{folder}"
             if path == own or path.startswith(own + "/"):
                 raise _CrossError(
-                    ("keys", index, "vault_path"),
-                    f"{path!r} is inside {own}/, where the rotator keeps its own records; use a "
-                    f'path of its own, like "{prefix}/keys/{key.name}" (the default)',
+                    (*at, "vault_path"),
+                    f"{about}{path!r} is inside {own}/, where the rotator keeps its own records; "
+                    f'use a path of its own, like "{prefix}/keys/{key.name}" (the default)',
                 )
         for account in self.accounts:
             if path == self.master_key_path(account):
                 raise _CrossError(
-                    ("keys", index, "vault_path"),
-                    f"{path!r} is account {account.name}'s master key record; give the key a "
-                    f'path of its own, like "{prefix}/keys/{key.name}" (the default)',
+                    (*at, "vault_path"),
+                    f"{about}{path!r} is account {account.name}'s master key record; give the "
+                    f'key a path of its own, like "{prefix}/keys/{key.name}" (the default)',
                 )
 
-    def _check_hook_time(self, index: int, key: KeyConfig) -> None:
+    def _check_hook_time(self, at: tuple[str | int, ...], about: str, key: KeyConfig) -> None:
         """A hand-off runs while this process holds the account's lease: all of one key's hooks
         must be able to finish before the holder stops acting (renew_deadline)."""
         timed = [h for h in key.hooks if isinstance(h, CommandHook | WebhookHook)]
@@ -744,11 +905,11 @@ class Config(_Model):
                 f"hooks[{key.hooks.index(h)}] {h.type} {format_duration(h.timeout)}" for h in timed
             )
             raise _CrossError(
-                ("keys", index, "hooks"),
-                f"the hooks' timeouts add up to {format_duration(total)} ({hooks}), not less than "
-                f"leader_election.renew_deadline ({format_duration(deadline)}): a slow hook would "
-                "outlive the lease. Lower the hooks' timeout (defaults: command 20s, webhook 10s) "
-                "or raise renew_deadline",
+                (*at, "hooks"),
+                f"{about}the hooks' timeouts add up to {format_duration(total)} ({hooks}), not "
+                f"less than leader_election.renew_deadline ({format_duration(deadline)}): a slow "
+                "hook would outlive the lease. Lower the hooks' timeout (defaults: command 20s, "
+                "webhook 10s) or raise renew_deadline",
             )
 
     # ---- derived facts, one place for every default path
@@ -804,6 +965,12 @@ class _CrossError(ValueError):
     def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
         super().__init__(message)
         self.loc = loc
+
+
+def _describe_origin(origin: tuple[tuple[str | int, ...], str]) -> str:
+    at, about = origin
+    where = _format_loc(at)
+    return f"{where}, {about.removesuffix(': ')}" if about else where
 
 
 def _unique(values: list[str], section: str, what: str) -> None:
@@ -1018,6 +1185,20 @@ def managed_accounts(cfg: Config) -> tuple[ManagedAccount, ...]:
         )
         for a in cfg.accounts
     )
+
+
+def describe_key_sets(cfg: Config) -> list[str]:
+    """One line per `[[key_sets]]` entry: what it expanded to, and the per-sub-UID limit."""
+    lines = []
+    for key_set in cfg.key_sets:
+        names = [k.name for k in cfg.keys if k.key_set == key_set.name]
+        shown = ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, ... {names[-1]}"
+        lines.append(
+            f"key set {key_set.name}: {len(names)} key(s) of account {key_set.account} "
+            f"({shown}); at most {MAX_MANAGED_PER_SUB_UID} managed keys per sub UID (Bybit "
+            f"allows {MAX_KEYS_PER_ACCOUNT}, each rotation needs room for the new one)"
+        )
+    return lines
 
 
 def managed_keys(cfg: Config) -> tuple[ManagedKey, ...]:

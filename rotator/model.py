@@ -8,7 +8,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import re
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,34 +18,133 @@ from datetime import datetime
 REDACTED = "[redacted]"
 
 
+_ANCHOR = 8
+"""Length of the window a secret is looked up by (and the shortest value registered)."""
+_ALNUM_RUN = re.compile(rf"[A-Za-z0-9]{{{_ANCHOR},}}")
+RETAIN_RETIRED = 4096
+
+
 class _SecretRegistry:
-    """Every secret value (and key id) this process has wrapped, so the log redactor can find it
+    """Every live secret value (and key id) of this process, so the log redactor can find it
     anywhere.
 
     This is the second guard behind `Secret`'s masked repr: a secret that escaped into a plain
     string (an exception message, a URL, a traceback) is still replaced before a log line is
     written. A key id is replaced by its fingerprint (`<key_fp=…>`), so a line still says which.
+
+    Bounded by what is live: a value is registered with the object that holds it (a `Secret`,
+    `Credentials`, `CreatedKey`); when the last such holder is garbage collected it retires, and
+    only the `retain` (4,096) most recently retired values stay, so a plain copy that briefly
+    outlives its holder (an exception message, a reply) is still masked.
+
+    Matching does not grow with the number of secrets: each value is indexed by its first
+    8-character run of letters and digits (its anchor). `scrub` slides an 8-character window over
+    the line's letter-and-digit runs and looks each window up in that index, so the cost is linear
+    in the line, not in the registry (a secret inside a line always shows its anchor there). Only
+    values without such a run (rare: a short secret full of punctuation) are searched as
+    substrings.
     """
 
     def __init__(self) -> None:
-        self._values: dict[str, str] = {}
+        self._replacement: dict[str, str] = {}
+        self._holders: dict[str, int] = {}
+        self._anchors: dict[str, dict[str, int]] = {}  # window -> {value: offset in value}
+        self._unanchored: set[str] = set()
+        self._retired: dict[str, None] = {}  # no holder left, oldest first
+        self.retain = RETAIN_RETIRED
+        """How many values without a holder stay redacted (a copy of a secret may outlive its
+        `Secret` briefly: in an exception, a reply being logged); the oldest go first."""
         self._lock = threading.Lock()
+        self.witness: set[str] | None = None
+        """When a set, every value ever registered is added to it (tests search outputs for
+        every secret they made); production leaves it None."""
 
-    def add(self, value: str) -> None:
-        if len(value) >= 8:  # shorter strings would redact innocent words; real secrets are longer
-            with self._lock:
-                self._values[value] = REDACTED
+    def add(self, value: str, owner: object = None) -> None:
+        """Register a secret while `owner` lives (None: for the life of the process)."""
+        self._register(value, REDACTED, owner)
 
-    def add_key_id(self, key_id: str) -> None:
+    def add_key_id(self, key_id: str, owner: object = None) -> None:
         """A Bybit key id: never shown in full in a log line (its fingerprint is)."""
-        if len(key_id) >= 8:
-            with self._lock:
-                self._values.setdefault(key_id, f"<key_fp={fingerprint(key_id)}>")
+        self._register(key_id, f"<key_fp={fingerprint(key_id)}>", owner)
+
+    def _register(self, value: str, replacement: str, owner: object) -> None:
+        if len(value) < _ANCHOR:  # shorter strings would redact innocent words
+            return
+        with self._lock:
+            if self.witness is not None:
+                self.witness.add(value)
+            self._retired.pop(value, None)
+            if value not in self._replacement:
+                self._replacement[value] = replacement
+                anchor = _ALNUM_RUN.search(value)
+                if anchor is None:
+                    self._unanchored.add(value)
+                else:
+                    window = value[anchor.start() : anchor.start() + _ANCHOR]
+                    self._anchors.setdefault(window, {})[value] = anchor.start()
+            elif replacement == REDACTED:
+                self._replacement[value] = REDACTED  # a secret outranks a key id
+            held = self._holders.get(value)
+            if owner is None:
+                self._holders[value] = 0  # 0: kept for good
+            elif held is None or held > 0:
+                self._holders[value] = (held or 0) + 1
+        if owner is not None:
+            weakref.finalize(owner, self._release, value)
+
+    def _release(self, value: str) -> None:
+        """The holder of `value` is gone: one fewer; with none left the value retires."""
+        with self._lock:
+            held = self._holders.get(value)
+            if not held:  # kept for good
+                return
+            if held > 1:
+                self._holders[value] = held - 1
+                return
+            del self._holders[value]
+            self._retired[value] = None
+            while len(self._retired) > self.retain:
+                oldest = next(iter(self._retired))
+                del self._retired[oldest]
+                self._forget(oldest)
+
+    def _forget(self, value: str) -> None:
+        del self._replacement[value]
+        self._unanchored.discard(value)
+        anchor = _ALNUM_RUN.search(value)
+        if anchor is not None:
+            window = value[anchor.start() : anchor.start() + _ANCHOR]
+            found = self._anchors[window]
+            del found[value]
+            if not found:
+                del self._anchors[window]
+
+    def __len__(self) -> int:
+        return len(self._replacement)
+
+    def values(self) -> frozenset[str]:
+        """The values registered now."""
+        with self._lock:
+            return frozenset(self._replacement)
 
     def scrub(self, text: str) -> str:
+        found: set[str] = set()
         with self._lock:
-            found = [(v, r) for v, r in self._values.items() if v in text]
-        for value, replacement in sorted(found, key=lambda item: -len(item[0])):
+            anchors = self._anchors
+            if anchors:
+                for run in _ALNUM_RUN.finditer(text):
+                    start, end = run.span()
+                    for i in range(start, end - _ANCHOR + 1):
+                        candidates = anchors.get(text[i : i + _ANCHOR])
+                        if candidates:
+                            found.update(
+                                v
+                                for v, offset in candidates.items()
+                                if i >= offset and text.startswith(v, i - offset)
+                            )
+            found.update(v for v in self._unanchored if v in text)
+            replacements = [(v, self._replacement[v]) for v in found]
+        for value, replacement in sorted(replacements, key=lambda item: -len(item[0])):
             text = text.replace(value, replacement)
         return text
 
@@ -54,11 +155,11 @@ SECRET_REGISTRY = _SecretRegistry()
 class Secret:
     """A secret string whose repr, str and log form are masked. `reveal()` is the only way in."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
-        SECRET_REGISTRY.add(value)
+        SECRET_REGISTRY.add(value, self)
 
     def reveal(self) -> str:
         return self._value
@@ -124,7 +225,7 @@ class KeyKind(enum.Enum):
     RSA = "rsa"  # self-generated: we hold the private key, Bybit the public one
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, weakref_slot=True)
 class Credentials:
     """What signs a request: an API key id and its secret (HMAC secret or RSA private key PEM)."""
 
@@ -133,7 +234,8 @@ class Credentials:
     kind: KeyKind = KeyKind.HMAC
 
     def __post_init__(self) -> None:
-        SECRET_REGISTRY.add_key_id(self.api_key)  # the log redactor masks it wherever it shows
+        # the log redactor masks it wherever it shows, while these credentials live
+        SECRET_REGISTRY.add_key_id(self.api_key, self)
 
     def __repr__(self) -> str:
         return f"Credentials(key_fp={fingerprint(self.api_key)}, kind={self.kind.value})"
@@ -195,7 +297,7 @@ class ExchangeKey:
         return bool(self.ips) and self.ips != ("*",)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, weakref_slot=True)
 class CreatedKey:
     """The reply to create-sub-api: the only moment the secret exists outside our store."""
 
@@ -207,7 +309,7 @@ class CreatedKey:
     secret: Secret = field(repr=False)
 
     def __post_init__(self) -> None:
-        SECRET_REGISTRY.add_key_id(self.key_id)
+        SECRET_REGISTRY.add_key_id(self.key_id, self)
 
     def __repr__(self) -> str:
         return f"CreatedKey(key_fp={fingerprint(self.key_id)}, note={self.note!r})"

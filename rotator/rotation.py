@@ -560,6 +560,7 @@ class Engine:
                 log.info("orphans.sweep.fenced", reason=exc.message)
                 break
             except RotatorError as exc:
+                ctx.listings.pop(candidate.sub_uid, None)  # deleted or not: list again
                 log.error(
                     "orphan.delete_failed",
                     key_fp=fingerprint(candidate.key_id),
@@ -569,7 +570,7 @@ class Engine:
                 continue
             deleted.extend(done)
         for orphan in deleted:
-            ctx.listings.pop(orphan.sub_uid, None)
+            self._unlist(ctx, orphan.sub_uid, orphan.key_id)
             log.warning(
                 "orphan.deleted",
                 key_fp=fingerprint(orphan.key_id),
@@ -612,9 +613,24 @@ class Engine:
                 )
 
     def _listing(self, ctx: _Ctx, sub_uid: int, *, fresh: bool = False) -> tuple[ExchangeKey, ...]:
+        """The sub UID's keys as Bybit lists them, fetched once per run: this run's own changes
+        are applied to the cached copy (a delete removes its key, a verified key joins with what
+        query-api said), and a change whose outcome is unknown drops the copy, so the next use
+        lists again. The create step always lists afresh."""
         if fresh or sub_uid not in ctx.listings:
             ctx.listings[sub_uid] = self.exchange.list_sub_keys(ctx.master, sub_uid)
         return ctx.listings[sub_uid]
+
+    @staticmethod
+    def _unlist(ctx: _Ctx, sub_uid: int, key_id: str) -> None:
+        if sub_uid in ctx.listings:
+            ctx.listings[sub_uid] = tuple(k for k in ctx.listings[sub_uid] if k.key_id != key_id)
+
+    @staticmethod
+    def _relist(ctx: _Ctx, sub_uid: int, item: ExchangeKey) -> None:
+        if sub_uid in ctx.listings:
+            others = tuple(k for k in ctx.listings[sub_uid] if k.key_id != item.key_id)
+            ctx.listings[sub_uid] = (*others, item)
 
     def _read_state(self, key: ManagedKey, ctx: _Ctx | None = None) -> tuple[KeyState, int]:
         record = self.store.read(key.state_path)
@@ -966,6 +982,7 @@ class Engine:
             key_id=created.key_id, secret=created.secret, created_at=self.clock.now()
         )
         log.info("rotation.key_created", rotation_id=rot.id, key_fp=fingerprint(created.key_id))
+        listed = tuple(remaining)
         new_state = state.with_rotation(
             replace(
                 rot,
@@ -979,6 +996,9 @@ class Engine:
             )
         )
         self._store_pending(key, ctx, new_state, version, created.key_id)
+        # Bybit's listing now is the fresh one minus the stale keys deleted above, plus the new
+        # key; the new key joins the cached copy once verified (until then it is not judged).
+        ctx.listings[key.spec.sub_uid] = listed
 
     def _store_pending(
         self, key: ManagedKey, ctx: _Ctx, new_state: KeyState, version: int, key_id: str
@@ -1059,7 +1079,12 @@ class Engine:
                 reason="a Vault record points at this key; it stays on Bybit",
             )
             return False
-        self.exchange.delete_sub_key(ctx.master, key_id)
+        try:
+            self.exchange.delete_sub_key(ctx.master, key_id)
+        except BaseException:
+            ctx.listings.pop(key.spec.sub_uid, None)  # deleted or not: list again when needed
+            raise
+        self._unlist(ctx, key.spec.sub_uid, key_id)
         return True
 
     def _verify(self, key: ManagedKey, ctx: _Ctx, state: KeyState, version: int) -> None:
@@ -1095,6 +1120,15 @@ class Engine:
             self._destroy_secret_versions(key, rot.secret_since, version)
             raise problem
         verified = replace(pending, expires_at=info.expires_at)
+        self._relist(
+            ctx,
+            key.spec.sub_uid,
+            replace(
+                info,
+                note=info.note or rot.note(key.name),
+                created_at=info.created_at or pending.created_at,
+            ),
+        )
         self._write(
             key,
             state.with_rotation(replace(rot, step=Step.VERIFIED, pending=verified, attempts=0)),
@@ -1265,7 +1299,6 @@ class Engine:
                     f"record or the active key at {key.state_path} points at it; fix the records "
                     "by hand (rotator status shows them)"
                 )
-            ctx.listings.pop(key.spec.sub_uid, None)
         done = replace(
             state,
             previous=None,

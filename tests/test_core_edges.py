@@ -41,9 +41,12 @@ def test_short_key_ids():
 
 
 def test_key_ids_are_scrubbed_as_fingerprints():
-    """Credentials and created keys register their key id: the redactor shows `<key_fp=…>`."""
-    Credentials(api_key="CREDKEYID000000000001", secret=Secret("CREDSECRET0000000000000001"))
-    CreatedKey(
+    """Credentials and created keys register their key id (while they live): the redactor shows
+    `<key_fp=…>`."""
+    creds = Credentials(
+        api_key="CREDKEYID000000000001", secret=Secret("CREDSECRET0000000000000001")
+    )
+    created = CreatedKey(
         key_id="NEWKEYID00000000000001",
         internal_id="1",
         note="n",
@@ -55,6 +58,7 @@ def test_key_ids_are_scrubbed_as_fingerprints():
     assert "CREDKEYID" not in text
     assert "NEWKEYID" not in text
     assert text.count("<key_fp=") == 2
+    assert creds.api_key != created.key_id
     SECRET_REGISTRY.add_key_id("short")  # too short to scrub: innocent words would go
     assert SECRET_REGISTRY.scrub("short") == "short"
 

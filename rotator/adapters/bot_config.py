@@ -46,6 +46,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from rotator.adapters.files import fsync_directory
 from rotator.config import ConfigFileFormat, ConfigFileHook
 from rotator.errors import HandOffFailed
 
@@ -168,11 +169,7 @@ def replace_keeping_owner_and_mode(path: Path, data: bytes, before: os.stat_resu
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_directory(directory)
 
 
 def _ensure_unchanged(path: Path, before: os.stat_result) -> None:

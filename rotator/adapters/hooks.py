@@ -51,6 +51,7 @@ import httpx
 import structlog
 
 from rotator.adapters.bot_config import ConfigFileHandOff
+from rotator.adapters.files import fsync_directory
 from rotator.config import (
     CommandHook,
     Config,
@@ -209,11 +210,7 @@ def atomic_write(
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_directory(directory)
 
 
 def _ids(owner: str | None, group: str | None) -> tuple[int, int]:

@@ -8,6 +8,16 @@ Auth: a token (from a file or an env var), AppRole (role_id + secret_id from a f
 credential), or JWT (e.g. a Kubernetes service-account token). The client renews its own token at
 two thirds of its TTL, logs in again when renewal is impossible, and retries once after a 403 (an
 expired token looks like "permission denied").
+
+Concurrency: each thread has its own hvac client (its own requests session and connection pool);
+the token is shared. Only login/renewal is serialized; accounts reconciled on different threads
+do not wait for each other's Vault calls.
+
+Proxies: requests looks up proxy and netrc settings in the environment on every call (measured
+0.13 ms of a 0.95 ms loopback read, ~14 %). When no proxy variable is set at start-up (nor
+REQUESTS_CA_BUNDLE for an https address without `ca_cert`) the sessions skip that lookup
+(`trust_env = False`); otherwise requests' usual behaviour is kept, so a deployment behind an HTTPS
+proxy works unchanged.
 """
 
 from __future__ import annotations
@@ -39,6 +49,19 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 _CAS_MISMATCH = "check-and-set parameter did not match"
+CAPABILITIES_CHUNK = 200
+"""Paths per sys/capabilities-self request: OpenBao refuses more than 999 strings in one."""
+_PROXY_SETTINGS = ("http_proxy", "https_proxy", "all_proxy")
+_CA_SETTINGS = ("requests_ca_bundle", "curl_ca_bundle")
+
+
+def relies_on_environment(env: Mapping[str, str], *, address: str, ca_cert: Path | None) -> bool:
+    """True when requests would take a proxy, or (https with no `ca_cert`) a CA bundle, from
+    the environment for calls to `address`."""
+    names = {name.lower() for name, value in env.items() if value}
+    if names & set(_PROXY_SETTINGS):
+        return True
+    return address.startswith("https:") and ca_cert is None and bool(names & set(_CA_SETTINGS))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,7 +120,7 @@ def _read_file(path: Path, what: str) -> Secret:
 
 
 class VaultStore:
-    """KV v2 on one mount. Thread-safe: hvac's session is shared under a lock."""
+    """KV v2 on one mount. Thread-safe: one hvac client per thread, one shared token."""
 
     def __init__(
         self,
@@ -118,9 +141,15 @@ class VaultStore:
         self._on_error = on_error
         self._lock = threading.RLock()
         verify: bool | str = str(ca_cert) if ca_cert else True
-        self._client = hvac.Client(
-            url=address, namespace=namespace, verify=verify, timeout=timeout_s
-        )
+        self._client_args: dict[str, Any] = {
+            "url": address,
+            "namespace": namespace,
+            "verify": verify,
+            "timeout": timeout_s,
+        }
+        self.trust_env = relies_on_environment(os.environ, address=address, ca_cert=ca_cert)
+        self._local = threading.local()
+        self._token: str | None = None
         self._token_renew_at: datetime | None = None
         self._logged_in = False
 
@@ -139,6 +168,18 @@ class VaultStore:
             on_error=on_error,
         )
 
+    @property
+    def _client(self) -> hvac.Client:
+        """This thread's client, carrying the current token."""
+        client: hvac.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = hvac.Client(**self._client_args)
+            client.session.trust_env = self.trust_env
+            self._local.client = client
+        if self._token is not None and client.token != self._token:
+            client.token = self._token
+        return client
+
     # ------------------------------------------------------------------ auth
     def login(self) -> None:
         """Obtain a token by the configured method. Raises StoreDenied / StoreUnavailable."""
@@ -152,7 +193,7 @@ class VaultStore:
                     raise StoreDenied(
                         "no Vault token: set VAULT_TOKEN (or [vault.auth] token_env) or token_file"
                     )
-                self._client.token = token.reveal()
+                self._token = token.reveal()
                 info = self._client.auth.token.lookup_self()["data"]
             elif a.method == "approle":
                 secret_id = a.secret_id or (
@@ -160,11 +201,13 @@ class VaultStore:
                 )
                 if secret_id is None or not a.role_id:
                     raise StoreDenied("AppRole login needs role_id and a secret_id file or env var")
-                resp = self._client.auth.approle.login(
+                client = self._client
+                resp = client.auth.approle.login(
                     role_id=a.role_id,
                     secret_id=secret_id.reveal(),
                     mount_point=a.mount_point or "approle",
                 )
+                self._token = client.token
                 info = {
                     "ttl": resp["auth"]["lease_duration"],
                     "renewable": resp["auth"]["renewable"],
@@ -173,9 +216,11 @@ class VaultStore:
                 if a.jwt_file is None or not a.role:
                     raise StoreDenied("JWT login needs role and jwt_file")
                 jwt = _read_file(a.jwt_file, "jwt_file")
-                resp = self._client.auth.jwt.jwt_login(
+                client = self._client
+                resp = client.auth.jwt.jwt_login(
                     role=a.role, jwt=jwt.reveal(), path=a.mount_point or "jwt"
                 )
+                self._token = client.token
                 info = {
                     "ttl": resp["auth"]["lease_duration"],
                     "renewable": resp["auth"]["renewable"],
@@ -208,18 +253,22 @@ class VaultStore:
             self.login()
 
     def _call(self, operation: str, fn: Callable[[], T]) -> T:
-        """Run one hvac call: ensure a token, translate errors, re-login once on 403."""
+        """Run one hvac call: ensure a token, translate errors, re-login once on 403.
+
+        Only the token bookkeeping holds the lock; the call itself runs on this thread's client.
+        """
         with self._lock:
             self._ensure_token()
-            try:
-                with self._translated(operation):
-                    return fn()
-            except StoreDenied:
-                if self._auth.method == "token" and self._auth.token_file is None:
-                    raise
+        try:
+            with self._translated(operation):
+                return fn()
+        except StoreDenied:
+            if self._auth.method == "token" and self._auth.token_file is None:
+                raise
+            with self._lock:
                 self.login()  # an expired token reads as "permission denied"
-                with self._translated(operation):
-                    return fn()
+            with self._translated(operation):
+                return fn()
 
     @contextmanager
     def _translated(self, operation: str) -> Iterator[None]:
@@ -338,14 +387,21 @@ class VaultStore:
         self._call("ping", op)
 
     def capabilities(self, paths: list[str]) -> dict[str, list[str]]:
-        """The token's capabilities on each full API path (e.g. `secret/data/rotator/keys/a`)."""
+        """The token's capabilities on each full API path (e.g. `secret/data/rotator/keys/a`),
+        asked in requests of at most `CAPABILITIES_CHUNK` paths."""
 
-        def op() -> dict[str, list[str]]:
-            resp = self._client.sys.get_capabilities(paths=paths)
-            caps = resp.get("data", resp)
-            return {p: list(caps.get(p, [])) for p in paths}
+        def ask(chunk: list[str]) -> Callable[[], dict[str, list[str]]]:
+            def op() -> dict[str, list[str]]:
+                resp = self._client.sys.get_capabilities(paths=chunk)
+                caps = resp.get("data", resp)
+                return {p: list(caps.get(p, [])) for p in chunk}
 
-        return self._call("capabilities", op)
+            return op
+
+        out: dict[str, list[str]] = {}
+        for start in range(0, len(paths), CAPABILITIES_CHUNK):
+            out.update(self._call("capabilities", ask(paths[start : start + CAPABILITIES_CHUNK])))
+        return out
 
     def data_path(self, path: str) -> str:
         """The full API path of a KV v2 data path, as policies name it."""

@@ -45,6 +45,7 @@ from rotator.config import (
     FileHook,
     KeyConfig,
     WebhookHook,
+    describe_key_sets,
     tracked_keys,
     webhook_url_problem,
 )
@@ -97,6 +98,8 @@ class Checklist:
 # ------------------------------------------------------------------------------ config, hooks
 def check_config(cfg: Config, config_path: str, out: Checklist) -> None:
     out.ok(f"config {config_path}: {len(cfg.accounts)} account(s), {len(cfg.keys)} key(s)")
+    for line in describe_key_sets(cfg):
+        out.ok(line)
     for key in cfg.keys:
         policy = cfg.policy_for(key)
         binding = "bound to " + ", ".join(key.ips) if key.ips else "unbound (expires)"
@@ -303,8 +306,9 @@ def check_vault(cfg: Config, runtime: wiring.Runtime, out: Checklist) -> bool:
     except RotatorError as exc:
         out.fail(
             f"vault: cannot ask the token's capabilities: {exc.message}",
-            'add path "sys/capabilities-self" { capabilities = ["update"] } to its policy '
-            "(deploy/vault/rotator.hcl has it)",
+            'if it says permission denied, add path "sys/capabilities-self" { capabilities = '
+            '["update"] } to the token\'s policy (deploy/vault/rotator.hcl has it); otherwise fix '
+            "what the reply names and run check again",
         )
         return True
     missing = 0

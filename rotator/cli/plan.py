@@ -26,6 +26,7 @@ from rotator.cli.output import (
     setup_cli_logging,
     verbose_option,
 )
+from rotator.config import describe_key_sets
 from rotator.policy import (
     RotationPolicy,
     due_for_rotation,
@@ -182,6 +183,8 @@ def command(at_text: str | None, config_path: str, verbose: bool) -> None:
         for s in steps
     ]
     print_table(["KEY", "ACTION", "WHEN", "FROM THEN", "WHY"], rows)
+    for line in describe_key_sets(cfg):
+        click.echo(line)
     acting = [s.key for s in steps if s.acts]
     if acting:
         click.echo(f"a reconcile at {fmt_time(at)} would act on: {', '.join(acting)}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,8 @@ from rotator.model import fingerprint, short_key_id
 from rotator.reports import Snapshot
 from rotator.rotation import AccountReport, KeyReport, ReconcileResult
 
+SWEEP_THREADS = 8
+"""Accounts `status` sweeps at once (each has its own Bybit master and rate limits)."""
 SCHEMA_VERSION = 1
 """Bumped only when a field of `status --json` changes meaning or goes away (additions keep it)."""
 
@@ -161,10 +164,9 @@ def gather(
         )
     if to_sweep:
         ping_bybit(runtime)
-        wanted = {k.name for k in cfg.keys if k.account in to_sweep}
-        swept = runtime.engine.inspect(only=wanted if only is None else wanted & only)
-        keys.extend(swept.keys)
-        accounts.extend(swept.accounts)
+        for swept in _sweep(cfg, runtime, to_sweep, only):
+            keys.extend(swept.keys)
+            accounts.extend(swept.accounts)
         sources.extend(Source(account=name, kind="live") for name in to_sweep)
     order = {k.name: i for i, k in enumerate(cfg.keys)}
     keys.sort(key=lambda k: order.get(k.name, len(order)))
@@ -172,6 +174,22 @@ def gather(
         started_at=now, finished_at=runtime.clock.now(), keys=tuple(keys), accounts=tuple(accounts)
     )
     return result, tuple(sources)
+
+
+def _sweep(
+    cfg: Config, runtime: wiring.Runtime, accounts: list[str], only: set[str] | None
+) -> list[ReconcileResult]:
+    """Inspect each account on its own thread (at most `SWEEP_THREADS` at once), as the daemon
+    does: one account's rate-limited sweep does not wait for another's. In account order."""
+
+    def inspect(account: str) -> ReconcileResult:
+        wanted = {k.name for k in cfg.keys if k.account == account}
+        return runtime.engine.inspect(only=wanted if only is None else wanted & only)
+
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(SWEEP_THREADS, len(accounts))), thread_name_prefix="status"
+    ) as pool:
+        return list(pool.map(inspect, accounts))
 
 
 def _snapshot(runtime: wiring.Runtime, path: str) -> Snapshot | None:

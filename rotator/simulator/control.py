@@ -91,6 +91,11 @@ def _requests(sim: Simulator, body: dict[str, Any]) -> dict[str, Any]:
     return {"requests": [entry.to_json() for entry in sim.request_log]}
 
 
+def _events(sim: Simulator, body: dict[str, Any]) -> dict[str, Any]:
+    del body
+    return {"events": [event.to_json() for event in sim.key_events]}
+
+
 def _clear_requests(sim: Simulator, body: dict[str, Any]) -> dict[str, Any]:
     del body
     sim.clear_request_log()
@@ -172,5 +177,6 @@ _ROUTES: dict[tuple[str, str], Callable[[Simulator, dict[str, Any]], dict[str, A
     ("DELETE", "/_sim/faults"): _clear_faults,
     ("GET", "/_sim/requests"): _requests,
     ("DELETE", "/_sim/requests"): _clear_requests,
+    ("GET", "/_sim/events"): _events,
     ("GET", "/_sim/state"): _state,
 }

@@ -27,6 +27,7 @@ from rotator.clock import Clock, ManualClock, SystemClock, to_epoch_ms
 from rotator.model import fingerprint
 from rotator.simulator import auth
 from rotator.simulator.faults import Fault, FaultKind, Faults
+from rotator.simulator.keylog import Actor, KeyEvent, KeyEventKind, wall_now
 from rotator.simulator.keys import (
     Account,
     KeyView,
@@ -131,6 +132,8 @@ class Simulator:
         self._ids = itertools.count(16651283)
         self._limiter = RateLimiter()
         self._log: deque[RequestLogEntry] = deque(maxlen=self.options.request_log_size)
+        self._events: deque[KeyEvent] = deque(maxlen=self.options.request_log_size)
+        self._event_seq = itertools.count(1)
         self.server: SimulatorServer | None = None  # the latest one `serve()` started
         self._routes: dict[tuple[str, str], tuple[Handler, bool]] = {
             # path -> (handler, master only)
@@ -266,6 +269,7 @@ class Simulator:
             if not key.is_ip_bound:
                 key.lifetime_expires_at = lifetime_end(key.created_at, self.options)
             self._keys[key.api_key] = key
+            self._key_event(KeyEventKind.CREATED, key, Actor.SEED)
             return SeededKey(api_key=key.api_key, api_secret=key.secret)
 
     def declare_password_change(self, uid: int, at: datetime | None = None) -> list[KeyView]:
@@ -330,6 +334,28 @@ class Simulator:
     def clear_request_log(self) -> None:
         with self._lock:
             self._log.clear()
+
+    @property
+    def key_events(self) -> list[KeyEvent]:
+        """Every key create and delete so far, oldest first (see keylog.py)."""
+        with self._lock:
+            return list(self._events)
+
+    def _key_event(self, kind: KeyEventKind, key: SimKey, by: Actor) -> None:
+        # Called under self._lock, right where the key appears or disappears: `seq` is the truth.
+        self._events.append(
+            KeyEvent(
+                seq=next(self._event_seq),
+                kind=kind,
+                time=self.now(),
+                wall_time=wall_now(),
+                api_key=key.api_key,
+                key_fp=fingerprint(key.api_key),
+                uid=key.uid,
+                note=key.note,
+                by=by,
+            )
+        )
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> SimulatorServer:
         """Listen on host:port (0: any free port) in a daemon thread. Close it with `.close()`."""
@@ -590,6 +616,7 @@ class Simulator:
             lifetime_expires_at=None if ips else lifetime_end(now, self.options),
         )
         self._keys[new.api_key] = new
+        self._key_event(KeyEventKind.CREATED, new, Actor.MASTER)
         return {
             "id": new.internal_id,
             "note": new.note,
@@ -722,6 +749,7 @@ class Simulator:
         del now
         target = self._target_of(key, params)
         del self._keys[target.api_key]
+        self._key_event(KeyEventKind.DELETED, target, Actor.MASTER if key.is_master else Actor.SELF)
         return {}
 
     def _query_sub_members(self, key: SimKey, params: JsonObject, now: datetime) -> JsonObject:

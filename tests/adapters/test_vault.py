@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import textwrap
+import threading
 import time
 from datetime import timedelta
 
@@ -269,3 +271,79 @@ def test_jwt_login_like_kubernetes(bao: BaoServer, vault_prefix: str, tmp_path):
     )
     with pytest.raises(StoreDenied):
         other.read(f"{vault_prefix}/k8s")
+
+
+def test_capabilities_of_thousands_of_paths(vault_store: VaultStore, vault_prefix: str):
+    """10,000 keys need ~50,000 paths checked; OpenBao refuses more than 999 in one request, so
+    the store asks in chunks and every path gets its answer."""
+    paths = [f"secret/data/{vault_prefix}/keys/k{i}" for i in range(1500)]
+    caps = vault_store.capabilities(paths)
+    assert len(caps) == 1500
+    assert all(caps[p] == ["root"] for p in paths)
+
+
+def test_proxy_environment_decides_trust_env(bao: BaoServer, monkeypatch: pytest.MonkeyPatch):
+    """Without proxy or CA-bundle variables the sessions skip requests' per-call environment
+    lookups; with one set, requests' usual behaviour (honour the proxy) is kept."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    auth = VaultAuth(method="token", token=Secret(bao.root_token))
+    plain = VaultStore(address=bao.address, mount="secret", auth=auth, clock=SystemClock())
+    plain.ping()
+    assert plain._client.session.trust_env is False
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    proxied = VaultStore(address=bao.address, mount="secret", auth=auth, clock=SystemClock())
+    assert proxied._client.session.trust_env is True
+
+
+class _HeldVault(http.server.BaseHTTPRequestHandler):
+    """A loopback stand-in for Vault whose reads of paths containing "held" wait for `release`."""
+
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        if "held" in self.path:
+            self.release.wait(10)
+        if "lookup-self" in self.path:
+            body: dict[str, object] = {"data": {"ttl": 0}}
+        else:
+            body = {"data": {"data": {"x": "1"}, "metadata": {"version": 1}}}
+        raw = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_a_slow_call_does_not_hold_up_other_threads():
+    """Accounts reconcile on their own threads: one account's Vault call waiting on the network
+    must not serialize the others (one client per thread, no lock around the call)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HeldVault)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _HeldVault.release.clear()
+    try:
+        store = VaultStore(
+            address=f"http://127.0.0.1:{server.server_address[1]}",
+            mount="secret",
+            auth=VaultAuth(method="token", token=Secret("t")),
+            clock=SystemClock(),
+        )
+        store.login()
+        held = threading.Thread(target=store.read, args=("held/a",), daemon=True)
+        held.start()
+        time.sleep(0.2)  # let it reach the server (the assertion below does not depend on it)
+        done: list[object] = []
+        other = threading.Thread(target=lambda: done.append(store.read("other/b")), daemon=True)
+        other.start()
+        other.join(timeout=5)
+        assert done, "a read on another thread waited for the held one"
+        assert held.is_alive()
+    finally:
+        _HeldVault.release.set()
+        server.shutdown()
+        server.server_close()

@@ -163,7 +163,7 @@ class Cli:
                 if record is None:
                     continue
                 found.update(_secret_values(record.data))
-        found.update(SECRET_REGISTRY._values)
+        found.update(SECRET_REGISTRY.witness or ())
         return {s for s in found if s and len(s) >= 8}
 
 

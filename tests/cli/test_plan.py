@@ -87,3 +87,31 @@ def test_plan_vault_down_exit_1(cli: Cli, closed_port_url: str):
     assert result.exit_code == 1
     assert result.stderr.startswith("error: Vault at")
     assert result.stderr.count("\n") == 1
+
+
+FLEET = """
+[[key_sets]]
+name = "bots"
+name_template = "bot-{sub_uid}"
+account = "main"
+sub_uids = [2001, 2002]
+permissions = { ContractTrade = ["Order", "Position"] }
+"""
+
+
+def test_plan_and_check_show_a_key_sets_keys(cli: Cli):
+    """A [[key_sets]] table is planned key by key, and plan and check name the set, what it
+    expanded to and the limit of 10 managed keys per sub UID; rotate creates a set's key."""
+    config = cli.config(keys=FLEET)
+    plan = cli.run("plan", config=config)
+    assert plan.exit_code == 0, plan.output
+    table = rows(plan.stdout)
+    assert table["bot-2001"][1] == "NOW create the first key"
+    assert table["bot-2002"][1] == "NOW create the first key"
+    assert "key set bots: 2 key(s) of account main (bot-2001, bot-2002)" in plan.stdout
+    assert "at most 10 managed keys per sub UID" in plan.stdout
+    check = cli.run("check", "--offline", config=config)
+    assert "key set bots: 2 key(s)" in check.stdout, check.output
+    assert "key bot-2002: account main, sub UID 2002" in check.stdout
+    assert cli.run("rotate", "bot-2002", config=config).exit_code == 0
+    assert cli.consumer("bot-2002")["api_key"] in {k.api_key for k in cli.sim.keys_of(2002)}

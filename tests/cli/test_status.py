@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from cli_env import ALPHA_PERMS, DEFAULT_KEYS, Cli, toml_key
@@ -198,3 +199,26 @@ def test_drift_is_reported_in_the_table_footer_and_json(cli: Cli):
     )
     doc = json.loads(cli.run("status", "--live", "--json").stdout)
     assert doc["keys"][0]["drift"] == ["readOnly is 0, wanted 1"]
+
+
+def test_live_sweeps_accounts_in_parallel(cli: Cli):
+    """`status --live` inspects each account on its own thread: with every query-api answer
+    delayed 1.5 s, two accounts take about 1.5 s, not the 3 s of one after the other."""
+    keys = (
+        toml_key("alpha", 2001, ALPHA_PERMS)
+        + f'\n[[accounts]]\nname = "other"\nmaster_key_path = "{cli.master_path}"\n'
+        + toml_key("beta", 2002, ALPHA_PERMS).replace('account = "main"', 'account = "other"')
+    )
+    config = cli.config(keys=keys)
+    assert cli.run("rotate", "alpha", config=config).exit_code == 0
+    assert cli.run("rotate", "beta", config=config).exit_code == 0
+    cli.sim.faults.delay(1.5, path="/v5/user/query-api")
+    started = time.monotonic()
+    result = cli.run("status", "--live", "--json", config=config)
+    elapsed = time.monotonic() - started
+    cli.sim.faults.clear()
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [k["name"] for k in doc["keys"]] == ["alpha", "beta"]
+    assert {s["account"] for s in doc["sources"]} == {"main", "other"}
+    assert elapsed < 2.9, f"the accounts were swept one after the other ({elapsed:.1f} s)"

@@ -23,6 +23,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     '`[[keys.hooks]]` with `type = "command"`': config.CommandHook,
     '`[[keys.hooks]]` with `type = "webhook"`': config.WebhookHook,
     '`[[keys.hooks]]` with `type = "config_file"`': config.ConfigFileHook,
+    "`[[key_sets]]`": config.KeySetConfig,
     "`[metrics]`": config.MetricsConfig,
     "`[notify]`": config.NotifyConfig,
     "`[[notify.channels]]`": config.NotifyChannel,

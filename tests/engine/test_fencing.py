@@ -11,25 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from leases import SETTINGS, Mono
 from rig import Rig
 from rotator.errors import ExchangeAuthFailed, HandOffFailed
-from rotator.lease import AccountLease, LeaseSettings
+from rotator.lease import AccountLease
 
 from fixtures.simulator import MASTER_KEY
-
-SETTINGS = LeaseSettings(
-    lease_duration=timedelta(seconds=60),
-    renew_deadline=timedelta(seconds=40),
-    retry_period=timedelta(seconds=15),
-)
-
-
-class Mono:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class Replica:

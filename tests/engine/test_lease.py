@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
+from leases import SETTINGS, Mono
 from rotator.errors import LeaseLost, StateCorrupt
-from rotator.lease import AccountLease, LeaseRecord, LeaseSettings, identity_pid, new_identity
-
-SETTINGS = LeaseSettings(
-    lease_duration=timedelta(seconds=60),
-    renew_deadline=timedelta(seconds=40),
-    retry_period=timedelta(seconds=15),
-)
-
-
-class Mono:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from rotator.lease import AccountLease, LeaseRecord, identity_pid, new_identity
 
 
 def lease(vault_store, sim_clock, path, mono, name):

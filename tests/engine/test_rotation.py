@@ -8,6 +8,7 @@ import pytest
 from rig import Rig, make_rig
 from rotator.errors import HandOffFailed, StoreUnavailable, VerificationFailed
 from rotator.model import Secret
+from rotator.policy import RotationPolicy
 from rotator.simulator import SimulatorOptions
 from rotator.state import Step
 
@@ -390,3 +391,39 @@ def test_tagged_keys_of_unmanaged_names_are_reported_not_deleted(rig: Rig):
     result = rig.engine().reconcile()
     assert len(result.accounts[0].orphans) == 1
     assert rig.sim.key(stray.api_key) is not None
+
+
+def test_one_listing_per_sub_uid_per_rotation_run(rig: Rig):
+    """A run lists a sub UID once and applies its own changes to that copy: the first key's run
+    lists once (the create step's fresh listing), a rotation twice (the expiry read, then the
+    create step's fresh listing), the revoke once. The reports still carry Bybit's expiry of the
+    new key and its (empty) drift, from the verified key's query-api answer."""
+    rig.add_key("alpha", policy=RotationPolicy(grace_period=timedelta(hours=1)))
+    engine = rig.engine()
+
+    def listings() -> int:
+        paths = [e.path for e in rig.sim.request_log]
+        rig.sim.clear_request_log()
+        return paths.count("/v5/user/sub-apikeys")
+
+    rig.sim.clear_request_log()
+    first = engine.reconcile().keys[0]
+    assert listings() == 1
+    assert first.state == "idle"
+    live = {k.api_key: k for k in rig.sim.keys_of(2001)}
+    assert first.expires_at == live[first.key_id].expires_at
+    assert first.drift == ()
+    rig.clock.advance(timedelta(days=80))
+    rotated = engine.reconcile().keys[0]
+    assert listings() == 2
+    assert rotated.state == "handed_off"
+    assert rotated.key_id != first.key_id
+    live = {k.api_key: k for k in rig.sim.keys_of(2001)}
+    assert rotated.expires_at == live[rotated.key_id].expires_at
+    assert rotated.drift == ()
+    rig.clock.advance(timedelta(hours=2))
+    revoked = engine.reconcile()
+    assert listings() == 1
+    assert revoked.keys[0].state == "idle"
+    assert {k.api_key for k in rig.sim.keys_of(2001)} == {rotated.key_id}
+    assert revoked.accounts[0].orphans == ()
