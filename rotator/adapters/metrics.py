@@ -403,24 +403,30 @@ class _Key:
 
     def values(self) -> tuple[_Samples, ...]:
         """Per family in _FAMILIES order: (extra label value, value) of each sample."""
-        one: _Samples = [(None, v)] if (v := self.expiry) is not None else []
-        nxt: _Samples = [(None, v)] if (v := self.next_renewal) is not None else []
-        states: _Samples = (
-            [(s, 1.0 if s == self.state else 0.0) for s in KEY_STATES] if self.state else []
-        )
-        last: _Samples = [(None, v)] if (v := self.last_rotation) is not None else []
-        return (
-            one,
-            nxt,
-            states,
-            last,
-            [(None, self.escalated)],
-            [(None, self.drift)],
-            [(None, float(self.attempts))],
-            [(r, float(n)) for r, n in (self.failures or {}).items()],
-            [(None, float(self.completed))],
-            [(h, float(n)) for h, n in (self.handoffs or {}).items()],
-        )
+        return tuple(self.samples(i) for i in range(len(_FAMILIES)))
+
+    def samples(self, family: int) -> _Samples:  # noqa: PLR0911 (one case per family)
+        """(extra label value, value) of each sample of _FAMILIES[family]."""
+        match family:
+            case 0 | 1 | 3:
+                v = (self.expiry, self.next_renewal, None, self.last_rotation)[family]
+                return [] if v is None else [(None, v)]
+            case 2:
+                if not self.state:
+                    return []
+                return [(s, 1.0 if s == self.state else 0.0) for s in KEY_STATES]
+            case 4:
+                return [(None, self.escalated)]
+            case 5:
+                return [(None, self.drift)]
+            case 6:
+                return [(None, float(self.attempts))]
+            case 7:
+                return [(r, float(n)) for r, n in (self.failures or {}).items()]
+            case 8:
+                return [(None, float(self.completed))]
+            case _:
+                return [(h, float(n)) for h, n in (self.handoffs or {}).items()]
 
 
 class KeySeries(Collector):
@@ -500,40 +506,41 @@ class KeySeries(Collector):
     def render(self) -> bytes:
         """The text generate_latest writes for collect(), rendered from each key's record
         (not kept: Prometheus asks for gzip, and 10,000 keys make 14 MB of text)."""
-        return self._render()[0]
+        with self._lock:
+            return b"".join(self._chunks())
 
     def render_deflated(self) -> tuple[bytes, int, int]:
         """render() as raw deflate blocks ending in a sync flush (more blocks may follow), with
-        the CRC-32 and the length of the text; kept until the next change (10,000 keys: 0.7 MB).
-        """
+        the CRC-32 and the length of the text; kept until the next change (10,000 keys: 0.6 MB).
+        Rendered and compressed one family at a time: the whole text never exists at once."""
         with self._lock:
             done = self._deflated
             if done is not None and done[0] == self._generation:
                 return done[1], done[2], done[3]
-        text, generation = self._render()
-        packer = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
-        deflated = packer.compress(text) + packer.flush(zlib.Z_SYNC_FLUSH)
-        crc = zlib.crc32(text)
-        with self._lock:
-            if self._generation == generation:
-                self._deflated = (generation, deflated, crc, len(text))
-        return deflated, crc, len(text)
+            packer = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+            parts, crc, size = [], 0, 0
+            for chunk in self._chunks():
+                parts.append(packer.compress(chunk))
+                crc = zlib.crc32(chunk, crc)
+                size += len(chunk)
+            parts.append(packer.flush(zlib.Z_SYNC_FLUSH))
+            self._deflated = (self._generation, b"".join(parts), crc, size)
+            return self._deflated[1], crc, size
 
-    def _render(self) -> tuple[bytes, int]:
-        with self._lock:
-            generation = self._generation
-            texts = [_text(labels, row) for labels, row in self._keys.items()]
-            pending = self._pending()
-        out: list[str] = []
+    def _chunks(self) -> Iterator[bytes]:
+        """The exposition text, one family at a time (the caller holds the lock)."""
         for i, (name, kind, doc, _) in enumerate(_FAMILIES):
             shown = f"{name}_total" if kind == "counter" else name
-            out.append(f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n")
-            out.extend(text[i] for text in texts)
-        out.append(f"# HELP {_PENDING[0]} {_PENDING[1]}\n# TYPE {_PENDING[0]} gauge\n")
-        out.extend(
-            f'{_PENDING[0]}{{account="{_escape(a)}"}} {_go_float(n)}\n' for a, n in pending.items()
-        )
-        return "".join(out).encode(), generation
+            head = f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n"
+            yield (head + "".join(_lines(i, k, row) for k, row in self._keys.items())).encode()
+        head = f"# HELP {_PENDING[0]} {_PENDING[1]}\n# TYPE {_PENDING[0]} gauge\n"
+        yield (
+            head
+            + "".join(
+                f'{_PENDING[0]}{{account="{_escape(a)}"}} {_go_float(n)}\n'
+                for a, n in self._pending().items()
+            )
+        ).encode()
 
     def _pending(self) -> dict[str, float]:
         counts = dict.fromkeys(self._accounts, 0.0)
@@ -588,28 +595,25 @@ def _families() -> list[GaugeMetricFamily | CounterMetricFamily]:
     return out
 
 
-def _text(labels: tuple[str, str, str], row: _Key) -> tuple[str, ...]:
-    """A key's lines per family, labels sorted as generate_latest sorts them (every extra
+def _lines(family: int, labels: tuple[str, str, str], row: _Key) -> str:
+    """A key's lines of one family, labels sorted as generate_latest sorts them (every extra
     label sorts after `account` and before `sub_uid`)."""
+    samples = row.samples(family)
+    if not samples:
+        return ""
+    name, kind, _, extra = _FAMILIES[family]
+    shown = f"{name}_total" if kind == "counter" else name
     key, account, sub_uid = (_escape(v) for v in labels)
-    plain = f'account="{account}",key="{key}",sub_uid="{sub_uid}"'
-    lines = []
-    for (name, kind, _, extra), samples in zip(_FAMILIES, row.values(), strict=True):
-        shown = f"{name}_total" if kind == "counter" else name
-        if extra is None:
-            lines.append("".join(f"{shown}{{{plain}}} {_go_float(v)}\n" for _, v in samples))
-            continue
-        if extra > "key":
-            head, tail = f'account="{account}",key="{key}",{extra}="', f'",sub_uid="{sub_uid}"'
-        else:
-            head, tail = f'account="{account}",{extra}="', f'",key="{key}",sub_uid="{sub_uid}"'
-        lines.append(
-            "".join(
-                f"{shown}{{{head}{_escape(label or '')}{tail}}} {_go_float(v)}\n"
-                for label, v in samples
-            )
-        )
-    return tuple(lines)
+    if extra is None:
+        plain = f'account="{account}",key="{key}",sub_uid="{sub_uid}"'
+        return "".join(f"{shown}{{{plain}}} {_go_float(v)}\n" for _, v in samples)
+    if extra > "key":
+        head, tail = f'account="{account}",key="{key}",{extra}="', f'",sub_uid="{sub_uid}"'
+    else:
+        head, tail = f'account="{account}",{extra}="', f'",key="{key}",sub_uid="{sub_uid}"'
+    return "".join(
+        f"{shown}{{{head}{_escape(label or '')}{tail}}} {_go_float(v)}\n" for label, v in samples
+    )
 
 
 def _escape(value: str) -> str:
