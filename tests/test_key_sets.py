@@ -239,7 +239,7 @@ def test_all_expands_only_from_what_the_daemon_found():
     Bybit expand like a list, validated as strictly."""
     cfg = config.parse(ALL)
     assert cfg.keys == []
-    [fleet] = cfg.discovering_sets
+    assert [s.name for s in cfg.discovering_sets] == ["fleet"]
     grown = cfg.with_discovered({"fleet": [2001, 2005]})
     assert [k.name for k in grown.keys] == ["bot-2001", "bot-2005"]
     assert {k.key_set for k in grown.keys} == {"fleet"}
