@@ -40,6 +40,7 @@ from pydantic import (
 from rotator.drift import OnDrift
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
+from rotator.lease import LeaseSettings
 from rotator.model import KeySpec, Permissions, normalize_permissions
 from rotator.password_change import PasswordChangeScope
 from rotator.policy import RotationPolicy
@@ -1323,3 +1324,13 @@ def tracked_keys(cfg: Config) -> tuple[TrackedKey, ...]:
             )
         )
     return tuple(out)
+
+
+def lease_settings(cfg: Config) -> LeaseSettings:
+    """`[leader_election]` as the lease (rotator/lease.py) takes it."""
+    le = cfg.leader_election
+    return LeaseSettings(
+        lease_duration=le.lease_duration,
+        renew_deadline=le.renew_deadline,
+        retry_period=le.retry_period,
+    )

@@ -55,7 +55,7 @@ from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
 from rotator.errors import ConfigError, LeaseLost, RotatorError
 from rotator.intents import IntentQueue, execute
-from rotator.lease import AccountLease, LeaseSettings, new_identity
+from rotator.lease import AccountLease, new_identity
 from rotator.ports import Fence
 from rotator.reminders import Reminder, Reminders, TrackedReport
 from rotator.reports import Snapshot
@@ -178,7 +178,7 @@ class Daemon:
                 store=self._leases_store(cfg),
                 path=cfg.lease_path(acfg),
                 identity=self.identity,
-                settings=lease_settings(cfg),
+                settings=config_mod.lease_settings(cfg),
                 clock=self.clock,
                 monotonic=self._monotonic,
             )
@@ -1158,13 +1158,4 @@ def _tracked_row(report: TrackedReport) -> TrackedRow:
         next_reminder=upcoming if report.error is None else "—",
         last_sent=last,
         error=report.error,
-    )
-
-
-def lease_settings(cfg: Config) -> LeaseSettings:
-    le = cfg.leader_election
-    return LeaseSettings(
-        lease_duration=le.lease_duration,
-        renew_deadline=le.renew_deadline,
-        retry_period=le.retry_period,
     )
