@@ -9,11 +9,12 @@ the key path (`keys[2].permissions.Spot`), what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,10 +26,13 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
     Strict,
+    Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -36,6 +40,7 @@ from pydantic import (
 from rotator.drift import OnDrift
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
+from rotator.lease import LeaseSettings
 from rotator.model import KeySpec, Permissions, normalize_permissions
 from rotator.password_change import PasswordChangeScope
 from rotator.policy import RotationPolicy
@@ -527,6 +532,26 @@ class KeyConfig(_KeyShape):
 
 SUB_UID = "{sub_uid}"
 """The placeholder of a key set's templates."""
+_SAMPLE_UID = 1_000_000_001  # checks an "all" set's templates at load, before Bybit is asked
+
+
+def _member_match(value: str) -> str:
+    if not value or len(value) > 64 or any(c.isspace() for c in value):
+        raise ValueError(
+            'write a sub UID ("2001") or a glob on the sub-account\'s username ("bot*"), '
+            "without spaces, at most 64 characters"
+        )
+    return value
+
+
+SubMemberMatch = Annotated[str, AfterValidator(_member_match)]
+# A list of sub UIDs, or "all"; the branch is chosen by the value's type, so an error names
+# only what is wrong with the form that was written.
+SubUids = Annotated[
+    Annotated[list[SubUid], Field(min_length=1, max_length=MAX_SET_SIZE), Tag("list")]
+    | Annotated[Literal["all"], Tag("all")],
+    Discriminator(lambda value: "all" if isinstance(value, str) else "list"),
+]
 
 
 def _template(value: str) -> str:
@@ -550,23 +575,21 @@ class KeySetConfig(_KeyShape):
     name_template: Annotated[str, AfterValidator(_template)]
     """Each key's name, with `{sub_uid}` replaced: it must expand to a valid, unique name."""
     account: Name
-    sub_uids: Annotated[list[SubUid], Field(min_length=1, max_length=MAX_SET_SIZE)]
+    sub_uids: SubUids
+    """The sub UIDs, or "all": every sub-account of the master as Bybit lists it, joined at each
+    full reconcile (filtered by `include` / `exclude`)."""
+    include: list[SubMemberMatch] = []
+    """With "all": only these (a sub UID, or a glob on the sub-account's username)."""
+    exclude: list[SubMemberMatch] = []
+    """With "all": never these (same forms)."""
     vault_path: Annotated[str, AfterValidator(_template)] | None = None
     """Where consumers read each key, with `{sub_uid}`. Default `<prefix>/keys/<name>`."""
 
-    @field_validator("sub_uids", mode="before")
-    @classmethod
-    def _listed(cls, value: object) -> object:
-        if value == "all":
-            raise ValueError(
-                '"all" (every sub-account Bybit lists) is not supported yet; list the sub UIDs, '
-                "like sub_uids = [2001, 2002]"
-            )
-        return value
-
     @field_validator("sub_uids")
     @classmethod
-    def _distinct(cls, value: list[int]) -> list[int]:
+    def _distinct(cls, value: list[int] | str) -> list[int] | str:
+        if isinstance(value, str):
+            return value
         seen: set[int] = set()
         for uid in value:
             if uid in seen:
@@ -574,14 +597,53 @@ class KeySetConfig(_KeyShape):
             seen.add(uid)
         return value
 
-    def expand(self) -> list[KeyConfig]:
-        """One key per sub UID, in the order listed; `{sub_uid}` replaced in the name, the
-        vault path and every text of the hooks. Raises `_CrossError` located in this set."""
+    @model_validator(mode="after")
+    def _filters(self) -> KeySetConfig:
+        if self.sub_uids != "all" and (self.include or self.exclude):
+            raise ValueError(
+                'include and exclude filter sub_uids = "all"; with a list of sub UIDs, list '
+                "only the ones you want"
+            )
+        return self
+
+    @property
+    def discovers(self) -> bool:
+        """Its members come from Bybit's list of sub-accounts, not from the file."""
+        return self.sub_uids == "all"
+
+    def selects(self, uid: int, username: str) -> bool:
+        """Whether a sub-account Bybit lists belongs to this "all" set."""
+
+        def hit(pattern: str) -> bool:
+            return (
+                pattern == str(uid) if pattern.isdigit() else fnmatch.fnmatchcase(username, pattern)
+            )
+
+        if self.include and not any(hit(p) for p in self.include):
+            return False
+        return not any(hit(p) for p in self.exclude)
+
+    def uid_of(self, key_name: str) -> int | None:
+        """The sub UID a key name of this set was made for (None: not one of its names)."""
+        head, _, tail = self.name_template.partition(SUB_UID)
+        if not key_name.startswith(head) or not key_name.endswith(tail):
+            return None
+        middle = key_name[len(head) : len(key_name) - len(tail) if tail else None]
+        return int(middle) if middle.isdigit() else None
+
+    def expand(self, discovered: Sequence[int] = ()) -> list[KeyConfig]:
+        """One key per sub UID, in the order listed (for "all": those `discovered`, and one
+        sample UID checked and dropped, so a broken template fails at load); `{sub_uid}`
+        replaced in the name, the vault path and every text of the hooks. Raises `_CrossError`
+        located in this set."""
         shape = self.model_dump(
             include=set(_KeyShape.model_fields), exclude_none=True, round_trip=True
         )
+        uids = list(discovered) if self.discovers else list(self.sub_uids)
+        if self.discovers:
+            uids.append(_SAMPLE_UID)
         out = []
-        for uid in self.sub_uids:
+        for uid in uids:
             raw = {
                 **shape,
                 "hooks": _fill(shape.get("hooks", []), str(uid)),
@@ -604,7 +666,7 @@ class KeySetConfig(_KeyShape):
                 raise _CrossError(loc, f"for sub UID {uid} ({raw['name']}): {message}") from None
             key._key_set = self.name  # noqa: SLF001 (set once, before anyone sees the key)
             out.append(key)
-        return out
+        return out[:-1] if self.discovers else out
 
 
 def _fill(value: object, uid: str) -> object:
@@ -767,11 +829,13 @@ class Config(_Model):
     tracked: list[TrackedKeyConfig] = []
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
+    def _cross_checks(self, info: ValidationInfo) -> Config:
         _unique([a.name for a in self.accounts], "accounts", "account")
         _unique([s.name for s in self.key_sets], "key_sets", "key set")
         known = {a.name for a in self.accounts}
-        every, origin = self._expand_sets(known)
+        context = info.context if isinstance(info.context, dict) else {}
+        discovered: Mapping[str, Sequence[int]] = context.get("discovered", {})
+        every, origin = self._expand_sets(known, discovered)
         names: dict[str, int] = {}
         paths: dict[str, int] = {}
         per_sub: dict[int, list[int]] = {}
@@ -830,8 +894,24 @@ class Config(_Model):
         object.__setattr__(self, "keys", every)  # every managed key, the sets expanded
         return self
 
+    def with_discovered(self, found: Mapping[str, Sequence[int]]) -> Config:
+        """This config with the members of its `sub_uids = "all"` sets: set name -> sub UIDs
+        (as the daemon found them on Bybit), validated as strictly as a file."""
+        data = self.model_dump(round_trip=True)
+        data["keys"] = [k.model_dump(round_trip=True) for k in self.keys if k.key_set is None]
+        try:
+            return Config.model_validate(data, context={"discovered": dict(found)})
+        except ValidationError as exc:
+            raise ConfigError(
+                _describe(exc, "", "the config with the sub-accounts found on Bybit")
+            ) from None
+
+    @property
+    def discovering_sets(self) -> list[KeySetConfig]:
+        return [s for s in self.key_sets if s.discovers]
+
     def _expand_sets(
-        self, known: set[str]
+        self, known: set[str], discovered: Mapping[str, Sequence[int]]
     ) -> tuple[list[KeyConfig], list[tuple[tuple[str | int, ...], str]]]:
         """Every key ([[keys]], then each set's), and where each comes from: the key path an
         error names and, for a set's key, a prefix saying which key of the set."""
@@ -847,7 +927,7 @@ class Config(_Model):
                     f"known accounts: {', '.join(sorted(known)) or 'none'}",
                 )
             try:
-                keys = key_set.expand()
+                keys = key_set.expand(discovered.get(key_set.name, ()))
             except _CrossError as exc:
                 raise _CrossError(("key_sets", j, *exc.loc), str(exc)) from None
             expanded += keys
@@ -1192,6 +1272,13 @@ def describe_key_sets(cfg: Config) -> list[str]:
     lines = []
     for key_set in cfg.key_sets:
         names = [k.name for k in cfg.keys if k.key_set == key_set.name]
+        if key_set.discovers and not names:
+            lines.append(
+                f"key set {key_set.name}: every sub-account of account {key_set.account} that "
+                "Bybit lists (include/exclude applied), joined at each full reconcile; none "
+                f"yet; at most {MAX_MANAGED_PER_SUB_UID} managed keys per sub UID"
+            )
+            continue
         shown = ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, ... {names[-1]}"
         lines.append(
             f"key set {key_set.name}: {len(names)} key(s) of account {key_set.account} "
@@ -1237,3 +1324,13 @@ def tracked_keys(cfg: Config) -> tuple[TrackedKey, ...]:
             )
         )
     return tuple(out)
+
+
+def lease_settings(cfg: Config) -> LeaseSettings:
+    """`[leader_election]` as the lease (rotator/lease.py) takes it."""
+    le = cfg.leader_election
+    return LeaseSettings(
+        lease_duration=le.lease_duration,
+        renew_deadline=le.renew_deadline,
+        retry_period=le.retry_period,
+    )

@@ -40,7 +40,7 @@ from typing import Any
 import structlog
 
 from rotator import config as config_mod
-from rotator import logs
+from rotator import key_sets, logs
 from rotator.adapters.health import Endpoints, HealthServer
 from rotator.adapters.hooks import build_hooks, kill_running_hooks
 from rotator.adapters.metrics import Metrics
@@ -55,7 +55,7 @@ from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
 from rotator.errors import ConfigError, LeaseLost, RotatorError
 from rotator.intents import IntentQueue, execute
-from rotator.lease import AccountLease, LeaseSettings, new_identity
+from rotator.lease import AccountLease, new_identity
 from rotator.ports import Fence
 from rotator.reminders import Reminder, Reminders, TrackedReport
 from rotator.reports import Snapshot
@@ -131,6 +131,8 @@ class Daemon:
         self.leases: dict[str, AccountLease] = {}
         self._lease_store: VaultStore | None = None
         self._elected = False  # one election round done: this replica knows what it holds
+        self._found: dict[str, list[int]] = {}  # "all" key set -> the sub UIDs it manages
+        self.missing_subs: dict[str, list[int]] = {}  # "all" key set -> listed no more
         self._stop = threading.Event()  # set by SIGTERM/SIGINT or request_stop()
         self._wake = threading.Event()  # the main loop has a signal to handle
         self._hup = threading.Event()
@@ -176,7 +178,7 @@ class Daemon:
                 store=self._leases_store(cfg),
                 path=cfg.lease_path(acfg),
                 identity=self.identity,
-                settings=lease_settings(cfg),
+                settings=config_mod.lease_settings(cfg),
                 clock=self.clock,
                 monotonic=self._monotonic,
             )
@@ -244,6 +246,8 @@ class Daemon:
         """One account's reconcile (all its keys, or `only` those): what every job calls."""
         if self._stop.is_set():
             return None
+        if only is None:
+            self.discover(name)  # before the lock: a grown key set rebuilds the engines
         with self._running():
             while True:
                 account = self.accounts.get(name)
@@ -721,6 +725,7 @@ class Daemon:
             "held_accounts": sorted(n for n, a in self.accounts.items() if a.lease.holds()),
             "stale_accounts": stale,
             "stuck_accounts": stuck,
+            "key_sets_missing_sub_uids": {k: v for k, v in self.missing_subs.items() if v},
         }
         ok = (
             self.phase == "running"
@@ -819,7 +824,10 @@ class Daemon:
             return False
         try:
             cfg = config_mod.load(self.config_path)
-            runtime, accounts = self._build(cfg)
+            if cfg.discovering_sets:  # keep the sub-accounts found on Bybit so far
+                found = {s.name: self._found.get(s.name, []) for s in cfg.discovering_sets}
+                cfg = cfg.with_discovered(found)
+            self._apply(cfg)
         except (ConfigError, RotatorError) as exc:
             log.error(
                 "config.reload_rejected",
@@ -829,6 +837,19 @@ class Daemon:
             )
             self.metrics.config_reloads.labels("rejected").inc()
             return False
+        self.metrics.config_reloads.labels("applied").inc()
+        log.info(
+            "config.reloaded",
+            path=str(self.config_path),
+            accounts=len(cfg.accounts),
+            keys=len(cfg.keys),
+        )
+        return True
+
+    def _apply(self, cfg: Config) -> list[str]:
+        """Run `cfg` from now on (a reload, or key sets that grew): engines rebuilt, in-flight
+        runs finished first, series of keys that left dropped. Returns the keys removed."""
+        runtime, accounts = self._build(cfg)
         old_cfg, old_runtime, old_accounts = self.config, self.runtime, self.accounts
         for account in old_accounts.values():  # in-flight runs finish first
             account.lock.acquire()
@@ -852,15 +873,55 @@ class Daemon:
             log.warning("config.metrics_changed", action="restart the daemon to move the listener")
         if self.scheduler is not None:
             self._schedule_all(immediately=True)
-        self.metrics.config_reloads.labels("applied").inc()
-        log.info(
-            "config.reloaded",
-            path=str(self.config_path),
-            accounts=len(cfg.accounts),
-            keys=len(cfg.keys),
-            removed_keys=removed,
-        )
-        return True
+        if removed:
+            log.info("config.keys_removed", keys=removed)
+        return removed
+
+    # ================================================================== key sets from Bybit
+    def discover(self, name: str) -> bool:
+        """Join the sub-accounts Bybit lists to the account's `sub_uids = "all"` sets (the lease
+        holder, at each full reconcile). A sub-account that disappears from the list is reported
+        and its key stays managed: nothing is deleted or dropped on a listing's word. Returns
+        whether the managed keys changed."""
+        account = self.accounts.get(name)
+        if account is None or not account.lease.holds():
+            return False
+        if not any(s.account == name for s in self.config.discovering_sets):
+            return False
+        try:
+            master = account.engine.master_credentials(name)
+            found = key_sets.discover(
+                self.config, name, master, self.runtime.exchange, self.runtime.store, self._found
+            )
+            changed = False
+            for membership in found:
+                self._found[membership.key_set] = list(membership.sub_uids)
+                self.missing_subs[membership.key_set] = list(membership.missing)
+                if membership.missing:
+                    log.warning(
+                        "key_set.subs_missing",
+                        key_set=membership.key_set,
+                        sub_uids=list(membership.missing),
+                        action="no longer listed by Bybit; their keys stay managed, nothing is "
+                        "deleted: check the sub-accounts, then remove them from the set",
+                    )
+                running = sorted(
+                    k.sub_uid for k in self.config.keys if k.key_set == membership.key_set
+                )
+                if list(membership.sub_uids) != running:
+                    changed = True
+                    log.info(
+                        "key_set.joined",
+                        key_set=membership.key_set,
+                        joined=sorted(set(membership.sub_uids) - set(running)),
+                        left=sorted(set(running) - set(membership.sub_uids)),
+                    )
+            if changed:
+                self._apply(self.config.with_discovered(self._found))
+        except (ConfigError, RotatorError) as exc:
+            log.error("key_set.discovery_failed", account=name, error=exc.message)
+            return False
+        return changed
 
     def _forget_removed(self, old: Config, new: Config) -> list[str]:
         """Drop the metric series, plans and reports of keys whose labels no longer exist."""
@@ -1096,13 +1157,4 @@ def _tracked_row(report: TrackedReport) -> TrackedRow:
         next_reminder=upcoming if report.error is None else "—",
         last_sent=last,
         error=report.error,
-    )
-
-
-def lease_settings(cfg: Config) -> LeaseSettings:
-    le = cfg.leader_election
-    return LeaseSettings(
-        lease_duration=le.lease_duration,
-        renew_deadline=le.renew_deadline,
-        retry_period=le.retry_period,
     )

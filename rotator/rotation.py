@@ -239,6 +239,10 @@ class Engine:
         # with check-and-set on it, so it can never overwrite another writer's record.
         self._last: dict[str, tuple[KeyState, int]] = {}
 
+    def master_credentials(self, account: str) -> Credentials:
+        """The account's master key from Vault (the daemon lists its sub-accounts with it)."""
+        return self._master(next(a for a in self.accounts if a.name == account))
+
     def authority(self, account: str) -> Authority:
         return self.authorities.get(account) or _SOLE
 

@@ -116,7 +116,9 @@ permissions = { Exchange = ["ExchangeHistory"] }
         (("[2001, 2002, 2003]", "[2001, 2002, 2001]"), "sub UID 2001 is listed twice"),
         (("[2001, 2002, 2003]", '["2001"]'), "key_sets[0].sub_uids"),
         (("[2001, 2002, 2003]", "[0]"), "key_sets[0].sub_uids"),
-        (("[2001, 2002, 2003]", '"all"'), 'key_sets[0].sub_uids: "all" (every sub-account'),
+        (("[2001, 2002, 2003]", '"most"'), "key_sets[0].sub_uids"),
+        (("[2001, 2002, 2003]", '[2001]\ninclude = ["bot*"]'), "include and exclude filter"),
+        (("[2001, 2002, 2003]", '"all"\nexclude = ["a b"]'), "key_sets[0].exclude[0]"),
         # the shared spec is checked as for [[keys]]
         (('["Order", "Position"]', '["Order", "Fly"]'), "key_sets[0].permissions"),
         (('["203.0.113.7"]', '["not-an-ip"]'), "key_sets[0].ips"),
@@ -215,3 +217,53 @@ def test_a_thousand_keys_from_a_few_lines():
     assert len(cfg.keys) == 1000
     assert len({k.name for k in cfg.keys}) == 1000
     assert len(text.splitlines()) < 40
+
+
+ALL = """
+[[accounts]]
+name = "main"
+
+[[key_sets]]
+name = "fleet"
+name_template = "bot-{sub_uid}"
+account = "main"
+sub_uids = "all"
+include = ["trader*", "3001"]
+exclude = ["trader-old*"]
+permissions = { ContractTrade = ["Order", "Position"] }
+"""
+
+
+def test_all_expands_only_from_what_the_daemon_found():
+    """sub_uids = "all": no key at load (the template is still checked); the sub UIDs found on
+    Bybit expand like a list, validated as strictly."""
+    cfg = config.parse(ALL)
+    assert cfg.keys == []
+    assert [s.name for s in cfg.discovering_sets] == ["fleet"]
+    grown = cfg.with_discovered({"fleet": [2001, 2005]})
+    assert [k.name for k in grown.keys] == ["bot-2001", "bot-2005"]
+    assert {k.key_set for k in grown.keys} == {"fleet"}
+    assert grown.key("bot-2005").sub_uid == 2005
+    assert "key_sets[0].name_template" in _error(ALL.replace("bot-{sub_uid}", "Bot-{sub_uid}"))
+
+
+def test_all_filters_by_uid_and_username_glob():
+    """include: a UID or a username glob; exclude wins over include."""
+    [fleet] = config.parse(ALL).key_sets
+    assert fleet.selects(2001, "trader-1")
+    assert fleet.selects(3001, "someone")  # by UID
+    assert not fleet.selects(2002, "viewer")
+    assert not fleet.selects(2003, "trader-old-2")
+    assert fleet.uid_of("bot-2001") == 2001
+    assert fleet.uid_of("bot-x") is None
+    assert fleet.uid_of("other-2001") is None
+
+
+def test_discovered_keys_meet_the_same_limits():
+    """Found sub UIDs that would break a rule (two sets on one name) are refused like a file."""
+    text = ALL + ALL.split("[[key_sets]]")[1].join(["[[key_sets]]", ""]).replace(
+        'name = "fleet"', 'name = "twin"'
+    )
+    cfg = config.parse(text)
+    with pytest.raises(config.ConfigError, match="used twice"):
+        cfg.with_discovered({"fleet": [2001], "twin": [2001]})

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from rotator import wiring
-from rotator.config import Config
-from rotator.daemon import lease_settings
+from rotator.config import Config, lease_settings
 from rotator.errors import TemporaryError
 from rotator.intents import Intent, IntentQueue, execute
 from rotator.lease import AccountLease, new_identity

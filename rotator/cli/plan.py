@@ -15,6 +15,7 @@ from datetime import datetime
 
 import click
 
+from rotator import key_sets, wiring
 from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, fail_usage, load_config
 from rotator.cli.output import (
     explain,
@@ -26,7 +27,7 @@ from rotator.cli.output import (
     setup_cli_logging,
     verbose_option,
 )
-from rotator.config import describe_key_sets
+from rotator.config import Config, describe_key_sets, managed_keys
 from rotator.policy import (
     RotationPolicy,
     due_for_rotation,
@@ -144,6 +145,28 @@ def _idle_at(
     return PlannedStep(key=report.name, action="rotate", when=at, acts=True, reason=reason)
 
 
+def _with_sets_from_bybit(cfg: Config, runtime: wiring.Runtime) -> Config:
+    """`sub_uids = "all"` sets expanded as the daemon would now (Bybit's list, read only)."""
+    found: dict[str, list[int]] = {}
+    for account in {s.account for s in cfg.discovering_sets}:
+        master = runtime.engine.master_credentials(account)
+        for membership in key_sets.discover(
+            cfg, account, master, runtime.exchange, runtime.store, {}
+        ):
+            found[membership.key_set] = list(membership.sub_uids)
+            if membership.missing:
+                click.echo(
+                    f"key set {membership.key_set}: sub UIDs "
+                    f"{', '.join(map(str, membership.missing))} have keys but Bybit lists them "
+                    "no more; they stay managed"
+                )
+    if not found:
+        return cfg
+    grown = cfg.with_discovered(found)
+    runtime.engine.keys = managed_keys(grown)
+    return grown
+
+
 @click.command("plan")
 @click.option(
     "--at",
@@ -161,6 +184,7 @@ def command(at_text: str | None, config_path: str, verbose: bool) -> None:
     with open_runtime(cfg) as runtime:
         if at_text is not None and parse_when(at_text, runtime.clock.now()) < runtime.clock.now():
             fail_usage(f"--at {at_text}: plan looks forward; give now or a later time")
+        cfg = _with_sets_from_bybit(cfg, runtime)
         result = runtime.engine.inspect()
         # After inspect: a due key's next_at is inspect's own "now", never later than this.
         now = runtime.clock.now()

@@ -115,3 +115,23 @@ def test_plan_and_check_show_a_key_sets_keys(cli: Cli):
     assert "key bot-2002: account main, sub UID 2002" in check.stdout
     assert cli.run("rotate", "bot-2002", config=config).exit_code == 0
     assert cli.consumer("bot-2002")["api_key"] in {k.api_key for k in cli.sim.keys_of(2002)}
+
+
+def test_plan_expands_an_all_key_set_from_bybit(cli: Cli):
+    """sub_uids = "all": plan asks Bybit (read only) which sub-accounts the set would join."""
+    keys = """
+[[key_sets]]
+name = "fleet"
+name_template = "fleet-{sub_uid}"
+account = "main"
+sub_uids = "all"
+exclude = ["2002"]
+permissions = { Spot = ["SpotTrade"] }
+"""
+    config = cli.config(keys=keys)
+    before = cli.versions()
+    result = cli.run("plan", config=config)
+    assert result.exit_code == 0, result.output
+    assert "fleet-2001" in result.stdout
+    assert "fleet-2002" not in result.stdout
+    assert cli.versions() == before  # nothing written

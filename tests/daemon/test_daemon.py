@@ -21,7 +21,7 @@ from rotator.config import parse
 from rotator.daemon import Daemon
 from rotator.wiring import build
 
-from fixtures.simulator import MASTER_KEY, MASTER_SECRET
+from fixtures.simulator import MASTER_KEY, MASTER_SECRET, MASTER_UID
 from fixtures.vault import free_port
 
 CONFIG = """
@@ -405,3 +405,45 @@ def test_a_stuck_account_is_handed_to_another_replica(world):
     assert b.leases["main"].holds()
     a.elect()
     assert not a.leases["main"].holds()
+
+
+ALL_SET = """
+[[key_sets]]
+name = "fleet"
+name_template = "fleet-{sub_uid}"
+account = "main"
+sub_uids = "all"
+exclude = ["2001", "2002"]
+permissions = { Spot = ["SpotTrade"] }
+"""
+
+
+def test_key_set_all_joins_new_sub_accounts_and_keeps_vanished_ones(world, simulator):
+    """sub_uids = "all": the sub-accounts Bybit lists join at the holder's full reconcile (their
+    keys are created); one that vanishes from the list is reported and stays managed."""
+    simulator.add_sub_account(MASTER_UID, 3001, username="trader-a")
+    world["path"].write_text(world["text"](extra=ALL_SET))
+    d = world["make"]()
+    d.tick()
+    assert "fleet-3001" in d.reports
+    assert d.reports["fleet-3001"].state == "idle"
+    assert [k.name for k in d.config.keys if k.key_set == "fleet"] == ["fleet-3001"]
+    assert len(simulator.keys_of(3001)) == 1
+    simulator.add_sub_account(MASTER_UID, 3002, username="trader-b")
+    d.tick()
+    assert {"fleet-3001", "fleet-3002"} <= set(d.reports)
+    assert len(simulator.keys_of(3002)) == 1
+    # 3002 disappears from Bybit's list (simulated by hiding it from the master's subs)
+    with simulator._lock:
+        simulator._accounts[MASTER_UID].sub_uids.remove(3002)
+    d.tick()
+    assert d.missing_subs["fleet"] == [3002]
+    assert "fleet-3002" in {k.name for k in d.config.keys}
+    _, detail = d.ready()
+    assert detail["key_sets_missing_sub_uids"] == {"fleet": [3002]}
+    # a new process (after a clean stop) finds what the set managed from the state records
+    for lease in d.leases.values():
+        lease.release()
+    fresh = world["make"]()
+    fresh.tick()
+    assert {"fleet-3001", "fleet-3002"} <= {k.name for k in fresh.config.keys}
