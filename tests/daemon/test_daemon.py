@@ -14,12 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from rotator.adapters.bybit import BybitClient
+from handoff_world import manual_builder
 from rotator.adapters.metrics import Metrics
 from rotator.adapters.scheduler import Scheduler
 from rotator.config import parse
 from rotator.daemon import Daemon
-from rotator.wiring import build
 
 from fixtures.simulator import MASTER_KEY, MASTER_SECRET, MASTER_UID
 from fixtures.vault import free_port
@@ -58,26 +57,6 @@ account = "main"
 sub_uid = 2002
 permissions = { Spot = ["SpotTrade"] }
 """
-
-
-def manual_builder(clock):
-    """wiring.build, but the Bybit client's rate-limit waits move the virtual clock."""
-
-    def builder(cfg, **kw):
-        runtime = build(cfg, **kw)
-        runtime.exchange.close()
-        client = BybitClient(
-            cfg.bybit.url,
-            clock=clock,
-            sleep=lambda s: clock.advance(timedelta(seconds=s)),
-            observer=kw.get("on_bybit_request"),
-            timeout_s=5,
-        )
-        runtime.exchange = client
-        runtime.engine.exchange = client
-        return runtime
-
-    return builder
 
 
 @pytest.fixture(name="world")
