@@ -18,9 +18,17 @@ from datetime import datetime, timedelta
 
 from rotator.drift import OnDrift
 from rotator.password_change import PasswordChangeScope, awaits_forced_rotation
+from rotator.retry import Backoff
 
 MIN_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(hours=1)
+# A failed step's next try: full jitter between MIN_BACKOFF and the doubling ceiling.
+STEP_BACKOFF = Backoff(
+    first=MIN_BACKOFF.total_seconds(),
+    cap=MAX_BACKOFF.total_seconds(),
+    jitter=1.0,
+    floor=MIN_BACKOFF.total_seconds(),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,10 +125,8 @@ def next_retry(attempts: int, seed: str, now: datetime, deadline: datetime | Non
     `attempts` counts failures so far (1 after the first). Past the deadline, retries come at the
     minimum backoff: the key is escalated by then and every try counts.
     """
-    ceiling = min(MAX_BACKOFF, MIN_BACKOFF * (1 << min(max(attempts - 1, 0), 16)))
     digest = int.from_bytes(hashlib.sha256(f"{seed}:{attempts}".encode()).digest()[:8], "big")
-    delay = MIN_BACKOFF + (ceiling - MIN_BACKOFF) * (digest / 2**64)
-    when = now + delay
+    when = now + timedelta(seconds=STEP_BACKOFF.delay(attempts, digest / 2**64))
     if deadline is not None and when > deadline:
         when = max(deadline, now + MIN_BACKOFF) if deadline > now else now + MIN_BACKOFF
     return when
