@@ -44,7 +44,8 @@ from rotator.errors import (
     TemporaryError,
     VerificationFailed,
 )
-from rotator.failures import failure_class
+from rotator.failures import FailureClass, failure_class
+from rotator.key_report import KeyReport, ReportState
 from rotator.model import (
     Credentials,
     ExchangeKey,
@@ -76,7 +77,16 @@ from rotator.policy import (
     renewal_moment,
 )
 from rotator.ports import Authority, Exchange, HandOff, KeyStore, NoHandOff, SoleActor
-from rotator.state import AccountState, KeyRef, KeyState, PendingKey, Rotation, Step, parse_note
+from rotator.state import (
+    AccountState,
+    KeyRef,
+    KeyState,
+    PendingKey,
+    Rotation,
+    RotationReason,
+    Step,
+    parse_note,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -118,38 +128,6 @@ class ManagedKey:
     state_path: str
     policy: RotationPolicy = field(default_factory=RotationPolicy)
     ack: AckPolicy | None = None  # revoke only once the consumer acknowledged the new key
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KeyReport:
-    """One key after a reconcile (or an inspection): what it is, what is next and why."""
-
-    name: str
-    account: str
-    sub_uid: int
-    state: str  # idle | planned | created | verified | promoted | handed_off | awaiting_ack |
-    #              failed | escalated
-    key_id: str | None = None  # active key id (callers shorten it; never logged in full)
-    expires_at: datetime | None = None
-    renewal_at: datetime | None = None
-    next_action: str = ""  # what happens next: "rotate", "verify new key", "revoke old key", ...
-    next_at: datetime | None = None
-    reason: str = ""  # why: "expires 2026-03-01, renew 14d before", "retrying after: ..."
-    last_error: str | None = None
-    escalated: bool = False
-    completed: bool = False  # a rotation completed during this run
-    failure: str | None = None  # class of failure during this run (metrics label), or None
-    step_attempted: bool = False
-    rotations: int = 0
-    last_rotation_at: datetime | None = None
-    rotation_reason: str | None = (
-        None  # why the rotation in flight started (initial, expiring, ...)
-    )
-    active_created_at: datetime | None = None  # when the active key was created, if known
-    # How the active key differs from its spec (rotator/drift.py); () none; None not known.
-    drift: tuple[str, ...] | None = None
-    # The active key must still be replaced because of a password change; None: not known.
-    password_change_pending: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -385,7 +363,7 @@ class Engine:
         except Exception as exc:  # a bug or an adapter letting something through
             log.exception("account.reconcile.crashed", account=account.name)
             error = f"account {account.name}: internal error {type(exc).__name__} (a bug)"
-            reports = [self._unknown_report(k, error, failure="bug") for k in keys]
+            reports = [self._unknown_report(k, error, failure=FailureClass.BUG) for k in keys]
             return AccountReport(name=account.name, error=error), reports
         if info.is_master is False:
             error = (
@@ -603,17 +581,17 @@ class Engine:
                 log.info("key.fenced", reason=exc.message)
                 return replace(
                     self._unknown_report(key, exc.message),
-                    state="idle",
+                    state=ReportState.IDLE,
                     next_action="none here",
                     last_error=None,
                 )
             except RotatorError as exc:
                 log.error("key.reconcile.failed", error=exc.message, kind=type(exc).__name__)
-                return self._unknown_report(key, exc.message, failure=_failure_class(exc))
+                return self._unknown_report(key, exc.message, failure=failure_class(exc))
             except Exception as exc:
                 log.exception("key.reconcile.crashed", error=type(exc).__name__)
                 return self._unknown_report(
-                    key, f"internal error: {type(exc).__name__}", failure="bug"
+                    key, f"internal error: {type(exc).__name__}", failure=FailureClass.BUG
                 )
 
     def _listing(self, ctx: _Ctx, sub_uid: int, *, fresh: bool = False) -> tuple[ExchangeKey, ...]:
@@ -710,7 +688,7 @@ class Engine:
                         state,
                         expiry,
                         now,
-                        state="idle",
+                        state=ReportState.IDLE,
                         next_action="rotate",
                         next_at=now,
                         reason=reason,
@@ -791,7 +769,7 @@ class Engine:
                 "(a bug: please report it with the log)"
             )
             report = self._record_failure(key, state, unexpected, expiry, deadline)
-            raise _Stop(replace(report, failure="bug")) from None
+            raise _Stop(replace(report, failure=FailureClass.BUG)) from None
 
     @staticmethod
     def _token_ahead(authority: Authority, key: ManagedKey, theirs: int, ours: int) -> None:
@@ -846,20 +824,20 @@ class Engine:
         listed: ExchangeKey | None,
         ctx: _Ctx,
         now: datetime,
-    ) -> str | None:
+    ) -> RotationReason | None:
         if state.active is None:
-            return "initial"
+            return RotationReason.INITIAL
         if listed is None or listed.status == ListedStatus.EXPIRED:
-            return "active_missing"
+            return RotationReason.ACTIVE_MISSING
         if key.name in ctx.force:
-            return "forced"
+            return RotationReason.FORCED
         signal = signalled_change(
             state.active.expires_at, listed.expires_at, now, key.policy.password_change_grace
         )
         if signal is not None:
             # Bybit says this very key dies within the grace: it rotates whatever the scope.
             ctx.key_signal = signal if ctx.key_signal is None else max(ctx.key_signal, signal)
-            return "password_change"
+            return RotationReason.PASSWORD_CHANGE
         seed = f"{key.name}:{state.active.key_id}"
         if due_for_rotation(expiry, seed, key.policy, now):
             forced = awaits_forced_rotation(
@@ -868,7 +846,7 @@ class Engine:
                 changed_at=ctx.account_state.password_changed_at,
                 scope=key.policy.password_change_scope,
             )
-            return "password_change" if forced else "expiring"
+            return RotationReason.PASSWORD_CHANGE if forced else RotationReason.EXPIRING
         if (
             key.policy.on_drift is OnDrift.ROTATE
             and spec_mismatches(key.spec, listed)
@@ -877,7 +855,7 @@ class Engine:
                 or now - state.last_rotation_at >= DRIFT_ROTATION_MIN_GAP
             )
         ):
-            return "spec_changed"
+            return RotationReason.SPEC_CHANGED
         return None
 
     def _with_signals(self, key: ManagedKey, report: KeyReport, ctx: _Ctx) -> KeyReport:
@@ -897,7 +875,8 @@ class Engine:
         # reported dying rotates with reason password_change and counts too.
         pending = awaits_forced_rotation(
             created_at=report.active_created_at,
-            ip_bound=key.spec.is_ip_bound and report.rotation_reason != "password_change",
+            ip_bound=key.spec.is_ip_bound
+            and report.rotation_reason is not RotationReason.PASSWORD_CHANGE,
             changed_at=ctx.account_state.password_changed_at,
             scope=key.policy.password_change_scope,
         )
@@ -1279,7 +1258,7 @@ class Engine:
         report = self._inflight_report(key, state, expiry, now)
         return replace(
             report,
-            state="awaiting_ack",
+            state=ReportState.AWAITING_ACK,
             next_action="revoke old key",
             next_at=min(until, now + ACK_RECHECK),
             reason=(
@@ -1308,7 +1287,7 @@ class Engine:
             previous=None,
             rotation=None,
             last_rotation_at=self.clock.now(),
-            rotations=state.rotations + (0 if rot.reason == "initial" else 1),
+            rotations=state.rotations + (0 if rot.reason is RotationReason.INITIAL else 1),
         )
         self._write(key, done, version)
         if previous is not None and previous.consumer_version is not None:
@@ -1353,7 +1332,7 @@ class Engine:
         # version, so a record someone else wrote since is never overwritten.
         state, version = self._last.get(key.name, (state, -1))
         rot = state.rotation
-        failure = _failure_class(exc)
+        failure = failure_class(exc)
         if rot is not None and version >= 0:
             failures = rot.failures + 1
             retry_at = next_retry(failures, f"{key.name}:{rot.id}", now, deadline)
@@ -1441,7 +1420,7 @@ class Engine:
                 state,
                 expiry,
                 now,
-                state="idle",
+                state=ReportState.IDLE,
                 next_action="none",
                 reason="the key never expires (IP-bound)",
                 completed=completed,
@@ -1451,7 +1430,7 @@ class Engine:
             state,
             expiry,
             now,
-            state="idle",
+            state=ReportState.IDLE,
             next_action="rotate",
             reason=f"expires {expiry:%Y-%m-%d %H:%M}Z; rotation starts before then",
             completed=completed,
@@ -1486,11 +1465,11 @@ class Engine:
             Step.CREATED,
             Step.VERIFIED,
         )
-        state_name = rot.step.value
+        state_name = ReportState(rot.step.value)
         if rot.last_error and rot.next_try is not None:
-            state_name = "failed"
+            state_name = ReportState.FAILED
         if escalated:
-            state_name = "escalated"
+            state_name = ReportState.ESCALATED
         reason = note or (
             f"retrying after: {rot.last_error}"
             if rot.last_error
@@ -1505,7 +1484,7 @@ class Engine:
                 and rot.grace_until is not None
                 and now >= rot.grace_until
             ):
-                state_name = "awaiting_ack"
+                state_name = ReportState.AWAITING_ACK
                 reason = "waiting for the consumer to acknowledge the new key"
         return self._report(
             key,
@@ -1522,12 +1501,14 @@ class Engine:
             step_attempted=attempted,
         )
 
-    def _unknown_report(self, key: ManagedKey, error: str, failure: str | None = None) -> KeyReport:
+    def _unknown_report(
+        self, key: ManagedKey, error: str, failure: FailureClass | None = None
+    ) -> KeyReport:
         return KeyReport(
             name=key.name,
             account=key.account,
             sub_uid=key.spec.sub_uid,
-            state="failed",
+            state=ReportState.FAILED,
             next_action="retry",
             reason=error,
             last_error=error,
@@ -1572,11 +1553,6 @@ def consumer_record(key: ManagedKey, pending: PendingKey, rotation_id: str) -> d
         "ips": list(key.spec.ips) or ["*"],
         "permissions": permissions_as_dict(key.spec.permissions),
     }
-
-
-def _failure_class(exc: RotatorError) -> str:
-    """A bounded label for metrics (rotator/failures.py)."""
-    return failure_class(exc).value
 
 
 def _short(message: str, limit: int = 300) -> str:

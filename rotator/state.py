@@ -21,7 +21,7 @@ SCHEMA = 1
 NOTE_PREFIX = "rotator:"
 
 
-class Step(enum.Enum):
+class Step(enum.StrEnum):
     """Where a rotation stands. Each is recorded before the side effect of the next one."""
 
     PLANNED = "planned"  # rotation id chosen; next: create (note carries the id)
@@ -29,6 +29,17 @@ class Step(enum.Enum):
     VERIFIED = "verified"  # the new key answered query-api and matches the spec; next: promote
     PROMOTED = "promoted"  # consumers read the new key; next: hand off
     HANDED_OFF = "handed_off"  # hooks done; next: revoke the old key when the grace ends
+
+
+class RotationReason(enum.StrEnum):
+    """Why a rotation started (recorded with it; a log field and a column of rotator status)."""
+
+    INITIAL = "initial"  # no active key yet: the first key is created
+    EXPIRING = "expiring"  # the active key reached its renewal moment
+    FORCED = "forced"  # an operator asked (rotator rotate)
+    PASSWORD_CHANGE = "password_change"  # noqa: S105 (a reason, no password): the key dies soon
+    ACTIVE_MISSING = "active_missing"  # Bybit no longer lists the active key (or lists it expired)
+    SPEC_CHANGED = "spec_changed"  # the active key drifted from its spec and on_drift = rotate
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -143,7 +154,7 @@ class Rotation:
     """One rotation in flight."""
 
     id: str  # also in the new key's Bybit note: rotator:<id>:<key name>
-    reason: str  # initial | expiring | forced | password_change | active_missing | spec_changed
+    reason: RotationReason
     step: Step
     started_at: datetime
     pending: PendingKey | None = None
@@ -163,7 +174,7 @@ class Rotation:
     def to_record(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "reason": self.reason,
+            "reason": str(self.reason),
             "step": self.step.value,
             "started_at": _ts(self.started_at),
             "pending": None if self.pending is None else self.pending.to_record(),
@@ -183,14 +194,18 @@ class Rotation:
     def from_record(cls, raw: object, what: str) -> Self:
         d = _dict(raw, what)
         try:
-            step = Step(d.get("step"))
+            step = Step(str(d.get("step")))
         except ValueError:
             raise StateCorrupt(f"{what}.step: unknown step {d.get('step')!r}") from None
+        try:
+            reason = RotationReason(_str(d.get("reason"), f"{what}.reason"))
+        except ValueError:
+            raise StateCorrupt(f"{what}.reason: unknown reason {d.get('reason')!r}") from None
         pending = d.get("pending")
         since = d.get("secret_since")
         return cls(
             id=_str(d.get("id"), f"{what}.id"),
-            reason=_str(d.get("reason"), f"{what}.reason"),
+            reason=reason,
             step=step,
             started_at=_req_dt(d.get("started_at"), f"{what}.started_at"),
             pending=None if pending is None else PendingKey.from_record(pending, f"{what}.pending"),
