@@ -1,6 +1,7 @@
-"""What one managed key looks like after a reconcile (or an inspection): the `KeyReport`.
+"""What a reconcile (or an inspection) reports: per key (`KeyReport`), per account
+(`AccountReport`) and per run (`ReconcileResult`).
 
-The CLI tables, the metrics, the notifications and the snapshots in Vault all read it.
+The CLI tables, the metrics, the notifications and the snapshots in Vault all read these.
 """
 
 from __future__ import annotations
@@ -56,3 +57,36 @@ class KeyReport:
     drift: tuple[str, ...] | None = None
     # The active key must still be replaced because of a password change; None: not known.
     password_change_pending: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountReport:
+    name: str
+    master_expires_at: datetime | None = None
+    master_ok: bool = False
+    password_changed_at: datetime | None = None
+    password_change_detected_now: bool = False
+    password_change_pending_keys: int = 0  # keys of this run still awaiting the forced rotation
+    # Fingerprints of tagged keys no record of the account refers to, left on Bybit after this run
+    # (docs/rotation.md, "Orphans"); None: not judged (a run that looked at some keys only).
+    orphans: tuple[str, ...] | None = None
+    orphans_kept: tuple[str, ...] = ()  # of those, the ones never deleted (unknown name, no age)
+    orphans_deleted: tuple[str, ...] = ()  # deleted during this run
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconcileResult:
+    started_at: datetime
+    finished_at: datetime
+    keys: tuple[KeyReport, ...]
+    accounts: tuple[AccountReport, ...]
+
+    @property
+    def next_due(self) -> datetime | None:
+        moments = [k.next_at for k in self.keys if k.next_at is not None]
+        return min(moments) if moments else None
+
+    @property
+    def ok(self) -> bool:
+        return all(a.error is None for a in self.accounts)

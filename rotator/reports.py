@@ -21,8 +21,7 @@ from datetime import datetime
 from typing import Any, Self, TypeVar
 
 from rotator.errors import StateCorrupt
-from rotator.key_report import KeyReport
-from rotator.rotation import AccountReport
+from rotator.key_report import AccountReport, KeyReport
 
 SNAPSHOT_SCHEMA = 2  # 2: the key reports as one compressed string (1: a list of objects)
 

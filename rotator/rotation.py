@@ -17,7 +17,6 @@ created again. Two replicas never act on the same step: each side effect is prec
 from __future__ import annotations
 
 import contextlib
-import enum
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,13 +44,17 @@ from rotator.errors import (
     VerificationFailed,
 )
 from rotator.failures import FailureClass, failure_class
-from rotator.key_report import KeyReport, ReportState
+from rotator.key_report import AccountReport, KeyReport, ReconcileResult, ReportState
 from rotator.model import (
+    MAX_KEYS_PER_ACCOUNT,
+    AckMode,
     Credentials,
     ExchangeKey,
     KeyKind,
     KeySpec,
     ListedStatus,
+    ManagedAccount,
+    ManagedKey,
     Secret,
     fingerprint,
     permissions_as_dict,
@@ -90,77 +93,13 @@ from rotator.state import (
 
 log = structlog.get_logger(__name__)
 
-MAX_KEYS_PER_ACCOUNT = 20
 CLAIM_TTL = timedelta(minutes=5)  # another replica's claim younger than this is left alone
 MAX_STEPS_PER_RUN = 16  # a full rotation takes about 10 record writes
 PENDING_WRITE_TRIES = 4  # storing a fresh secret: tries before the new key is deleted again
 _SOLE = SoleActor()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ManagedAccount:
-    name: str
-    master_path: str  # Vault record {api_key, api_secret[, kind]}
-    state_path: str
-
-
-class AckMode(enum.StrEnum):
-    VAULT = "vault"  # the bot writes the new key id to the key's ack record
-    HOOK = "hook"  # the key's hand-off hooks succeeding counts
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AckPolicy:
-    mode: AckMode
-    max_wait: timedelta  # after the grace period; never past the old key's expiry
-    path: str  # the ack record: {"api_key": <the new key id>}
-
-
 ACK_RECHECK = timedelta(minutes=5)  # how often a missing ack is looked for again
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ManagedKey:
-    name: str
-    account: str
-    spec: KeySpec
-    consumer_path: str
-    state_path: str
-    policy: RotationPolicy = field(default_factory=RotationPolicy)
-    ack: AckPolicy | None = None  # revoke only once the consumer acknowledged the new key
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AccountReport:
-    name: str
-    master_expires_at: datetime | None = None
-    master_ok: bool = False
-    password_changed_at: datetime | None = None
-    password_change_detected_now: bool = False
-    password_change_pending_keys: int = 0  # keys of this run still awaiting the forced rotation
-    # Fingerprints of tagged keys no record of the account refers to, left on Bybit after this run
-    # (docs/rotation.md, "Orphans"); None: not judged (a run that looked at some keys only).
-    orphans: tuple[str, ...] | None = None
-    orphans_kept: tuple[str, ...] = ()  # of those, the ones never deleted (unknown name, no age)
-    orphans_deleted: tuple[str, ...] = ()  # deleted during this run
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReconcileResult:
-    started_at: datetime
-    finished_at: datetime
-    keys: tuple[KeyReport, ...]
-    accounts: tuple[AccountReport, ...]
-
-    @property
-    def next_due(self) -> datetime | None:
-        moments = [k.next_at for k in self.keys if k.next_at is not None]
-        return min(moments) if moments else None
-
-    @property
-    def ok(self) -> bool:
-        return all(a.error is None for a in self.accounts)
 
 
 class _Stop(Exception):

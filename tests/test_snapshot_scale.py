@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from rotator.errors import StateCorrupt
-from rotator.key_report import KeyReport
+from rotator.key_report import AccountReport, KeyReport
 from rotator.reports import Snapshot, report_to_record
-from rotator.rotation import AccountReport
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -34,8 +34,7 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from rotator.adapters.bybit import RequestObservation
-    from rotator.key_report import KeyReport
-    from rotator.rotation import ReconcileResult
+    from rotator.key_report import KeyReport, ReconcileResult
 
 KEY_LABELS = ("key", "account", "sub_uid")
 

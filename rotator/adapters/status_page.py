@@ -19,9 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from rotator.key_report import KeyReport
+from rotator.key_report import AccountReport, KeyReport
 from rotator.model import SECRET_REGISTRY, short_key_id
-from rotator.rotation import AccountReport
 
 REFRESH_S = 60
 WARN_DAYS = 14.0  # days left at or below which a row is amber
