@@ -1,17 +1,26 @@
 """What a reconcile (or an inspection) reports: per key (`KeyReport`), per account
 (`AccountReport`) and per run (`ReconcileResult`).
 
-The CLI tables, the metrics, the notifications and the snapshots in Vault all read these.
+The CLI tables, the metrics, the notifications and the snapshots in Vault all read these. The
+functions below build a key's report from its state record, what Bybit lists and `now`: pure, so a
+report says the same whatever part of the engine (or a test) asks.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
+from rotator.drift import spec_mismatches
 from rotator.failures import FailureClass
-from rotator.state import RotationReason
+from rotator.model import ExchangeKey, ManagedKey
+from rotator.password_change import awaits_forced_rotation
+from rotator.policy import is_escalated, renewal_moment
+from rotator.state import KeyState, Rotation, RotationReason, Step
+
+ACK_RECHECK = timedelta(minutes=5)  # how often a missing ack is looked for again
 
 
 class ReportState(enum.StrEnum):
@@ -90,3 +99,243 @@ class ReconcileResult:
     @property
     def ok(self) -> bool:
         return all(a.error is None for a in self.accounts)
+
+
+# ---------------------------------------------------------------------- building reports
+NEXT_ACTION = {
+    Step.PLANNED: "create new key",
+    Step.CREATED: "verify new key",
+    Step.VERIFIED: "promote new key",
+    Step.PROMOTED: "hand off new key",
+    Step.HANDED_OFF: "revoke old key",
+}
+"""What a rotation at each step does next."""
+
+_BEFORE_PROMOTION = frozenset({Step.PLANNED, Step.CREATED, Step.VERIFIED})
+
+
+def _report(
+    key: ManagedKey,
+    record: KeyState,
+    expiry: datetime | None,
+    now: datetime,
+    *,
+    state: ReportState,
+    next_action: str,
+    reason: str,
+    next_at: datetime | None = None,
+    completed: bool = False,
+    rotation_reason: RotationReason | None = None,
+    last_error: str | None = None,
+    escalated: bool | None = None,
+    step_attempted: bool = False,
+    failure: FailureClass | None = None,
+) -> KeyReport:
+    """A key's report: what the state record and the expiry say, plus what the caller decided."""
+    active = record.active
+    renewal = None
+    if expiry is not None and active is not None:
+        renewal = renewal_moment(expiry, f"{key.name}:{active.key_id}", key.policy)
+    if escalated is None:
+        escalated = is_escalated(expiry, key.policy, now) and record.rotation is not None
+    return KeyReport(
+        name=key.name,
+        account=key.account,
+        sub_uid=key.spec.sub_uid,
+        state=state,
+        key_id=active.key_id if active else None,
+        expires_at=expiry,
+        renewal_at=renewal,
+        next_action=next_action,
+        next_at=next_at,
+        reason=reason,
+        last_error=last_error,
+        escalated=escalated,
+        completed=completed,
+        failure=failure,
+        step_attempted=step_attempted,
+        rotations=record.rotations,
+        last_rotation_at=record.last_rotation_at,
+        rotation_reason=rotation_reason,
+        active_created_at=active.created_at if active else None,
+    )
+
+
+def idle_report(
+    key: ManagedKey,
+    record: KeyState,
+    expiry: datetime | None,
+    now: datetime,
+    *,
+    completed: bool = False,
+) -> KeyReport:
+    """No rotation in flight: the next one starts at the renewal moment (or never)."""
+    if expiry is None:
+        return _report(
+            key,
+            record,
+            expiry,
+            now,
+            state=ReportState.IDLE,
+            next_action="none",
+            reason="the key never expires (IP-bound)",
+            completed=completed,
+        )
+    report = _report(
+        key,
+        record,
+        expiry,
+        now,
+        state=ReportState.IDLE,
+        next_action="rotate",
+        reason=f"expires {expiry:%Y-%m-%d %H:%M}Z; rotation starts before then",
+        completed=completed,
+    )
+    return replace(report, next_at=report.renewal_at)
+
+
+def due_report(
+    key: ManagedKey, record: KeyState, expiry: datetime | None, now: datetime, why: RotationReason
+) -> KeyReport:
+    """No rotation in flight, but one is due now (an inspection, which starts none)."""
+    return _report(
+        key,
+        record,
+        expiry,
+        now,
+        state=ReportState.IDLE,
+        next_action="rotate",
+        next_at=now,
+        reason=why,
+    )
+
+
+def inflight_report(
+    key: ManagedKey,
+    record: KeyState,
+    expiry: datetime | None,
+    now: datetime,
+    *,
+    note: str | None = None,
+    attempted: bool = False,
+    failure: FailureClass | None = None,
+) -> KeyReport:
+    """Where the rotation in flight stands, what it does next and when (or the idle report)."""
+    rot = record.rotation
+    if rot is None:
+        return idle_report(key, record, expiry, now)
+    when = rot.next_try or now
+    if rot.step is Step.HANDED_OFF and rot.grace_until is not None and rot.next_try is None:
+        when = rot.grace_until
+    escalated = is_escalated(expiry, key.policy, now) and rot.step in _BEFORE_PROMOTION
+    state = ReportState(rot.step.value)
+    if rot.last_error and rot.next_try is not None:
+        state = ReportState.FAILED
+    if escalated:
+        state = ReportState.ESCALATED
+    reason = note or (
+        f"retrying after: {rot.last_error}"
+        if rot.last_error
+        else f"rotation {rot.id} ({rot.reason})"
+    )
+    if rot.step is Step.HANDED_OFF and not rot.last_error:
+        reason = "grace period for consumers of the old key"
+        if _waits_for_ack(key, record, rot, now):
+            state = ReportState.AWAITING_ACK
+            reason = "waiting for the consumer to acknowledge the new key"
+    return _report(
+        key,
+        record,
+        expiry,
+        now,
+        state=state,
+        next_action=NEXT_ACTION[rot.step],
+        next_at=when,
+        reason=reason,
+        rotation_reason=rot.reason,
+        last_error=rot.last_error,
+        escalated=escalated,
+        step_attempted=attempted,
+        failure=failure,
+    )
+
+
+def _waits_for_ack(key: ManagedKey, record: KeyState, rot: Rotation, now: datetime) -> bool:
+    """The grace is over and the old key waits for the consumer's acknowledgement."""
+    return (
+        key.ack is not None
+        and rot.acked_at is None
+        and record.previous is not None
+        and rot.grace_until is not None
+        and now >= rot.grace_until
+    )
+
+
+def awaiting_ack_report(
+    key: ManagedKey,
+    record: KeyState,
+    expiry: datetime | None,
+    now: datetime,
+    until: datetime,
+) -> KeyReport:
+    """The old key waits for the consumer's acknowledgement, and is revoked anyway at `until`."""
+    mode = key.ack.mode.value if key.ack else "-"
+    return replace(
+        inflight_report(key, record, expiry, now),
+        state=ReportState.AWAITING_ACK,
+        next_action="revoke old key",
+        next_at=min(until, now + ACK_RECHECK),
+        reason=(
+            f"waiting for the consumer to acknowledge the new key (ack {mode}); the old key is "
+            f"revoked anyway at {until:%Y-%m-%d %H:%M}Z"
+        ),
+    )
+
+
+def unknown_report(key: ManagedKey, error: str, failure: FailureClass | None = None) -> KeyReport:
+    """Nothing is known of the key this run (its account or its record could not be read)."""
+    return KeyReport(
+        name=key.name,
+        account=key.account,
+        sub_uid=key.spec.sub_uid,
+        state=ReportState.FAILED,
+        next_action="retry",
+        reason=error,
+        last_error=error,
+        failure=failure,
+    )
+
+
+def fenced_report(key: ManagedKey, why: str) -> KeyReport:
+    """Another actor holds the key's account: nothing to do here."""
+    return KeyReport(
+        name=key.name,
+        account=key.account,
+        sub_uid=key.spec.sub_uid,
+        state=ReportState.IDLE,
+        next_action="none here",
+        reason=why,
+    )
+
+
+def with_signals(
+    key: ManagedKey,
+    report: KeyReport,
+    listing: Iterable[ExchangeKey],
+    password_changed_at: datetime | None,
+) -> KeyReport:
+    """Add what the account's view says about one key: drift, a pending forced rotation."""
+    if report.key_id is None:
+        return report
+    listed = next((item for item in listing if item.key_id == report.key_id), None)
+    drift = None if listed is None else tuple(spec_mismatches(key.spec, listed))
+    # Until promotion the active key is the old one; a key out of scope that Bybit itself
+    # reported dying rotates with reason password_change and counts too.
+    pending = awaits_forced_rotation(
+        created_at=report.active_created_at,
+        ip_bound=key.spec.is_ip_bound
+        and report.rotation_reason is not RotationReason.PASSWORD_CHANGE,
+        changed_at=password_changed_at,
+        scope=key.policy.password_change_scope,
+    )
+    return replace(report, drift=drift, password_change_pending=pending)
