@@ -45,11 +45,13 @@ from rotator.model import (
     permissions_as_dict,
 )
 from rotator.policy import RotationPolicy, grace_end
+from rotator.retry import Backoff, retrying
 from rotator.state import KeyRef, KeyState, PendingKey, Rotation, Step, parse_note
 
 log = structlog.get_logger(__name__)
 
 PENDING_WRITE_TRIES = 4  # storing a fresh secret: tries before the new key is deleted again
+PENDING_WRITE_BACKOFF = Backoff(first=1.0, cap=4.0)  # seconds between those tries: 1, 2, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +139,11 @@ def store_pending(
 ) -> None:
     """The secret exists only in memory now: get it into Vault, or delete the key on Bybit."""
     parts = run.parts
-    delay = 1.0
-    for attempt in range(PENDING_WRITE_TRIES):
+    for attempt in retrying(PENDING_WRITE_BACKOFF, sleep=parts.sleep, tries=PENDING_WRITE_TRIES):
         try:
             parts.write_state(key, new_state, version)
         except StoreUnavailable as exc:
-            log.warning("rotation.pending_write.retried", attempt=attempt + 1, error=exc.message)
-            if attempt + 1 < PENDING_WRITE_TRIES:
-                parts.sleep(delay)
-                delay *= 2
-            continue
+            log.warning("rotation.pending_write.retried", attempt=attempt, error=exc.message)
         except (StoreConflict, StoreDenied):
             delete_unstored(run, key, key_id)
             raise
