@@ -228,21 +228,7 @@ def inflight_report(
     if rot.step is Step.HANDED_OFF and rot.grace_until is not None and rot.next_try is None:
         when = rot.grace_until
     escalated = is_escalated(expiry, key.policy, now) and rot.step in _BEFORE_PROMOTION
-    state = ReportState(rot.step.value)
-    if rot.last_error and rot.next_try is not None:
-        state = ReportState.FAILED
-    if escalated:
-        state = ReportState.ESCALATED
-    reason = note or (
-        f"retrying after: {rot.last_error}"
-        if rot.last_error
-        else f"rotation {rot.id} ({rot.reason})"
-    )
-    if rot.step is Step.HANDED_OFF and not rot.last_error:
-        reason = "grace period for consumers of the old key"
-        if _waits_for_ack(key, record, rot, now):
-            state = ReportState.AWAITING_ACK
-            reason = "waiting for the consumer to acknowledge the new key"
+    state, reason = _standing(key, record, rot, now, escalated=escalated, note=note)
     return _report(
         key,
         record,
@@ -258,6 +244,31 @@ def inflight_report(
         step_attempted=attempted,
         failure=failure,
     )
+
+
+def _standing(
+    key: ManagedKey,
+    record: KeyState,
+    rot: Rotation,
+    now: datetime,
+    *,
+    escalated: bool,
+    note: str | None,
+) -> tuple[ReportState, str]:
+    """The report state of a rotation in flight, and why it stands there (`note`, the caller's
+    reason, except in the grace period, which says so itself)."""
+    state = ReportState(rot.step.value)
+    if rot.last_error and rot.next_try is not None:
+        state = ReportState.FAILED
+    if escalated:
+        state = ReportState.ESCALATED
+    if rot.last_error:
+        return state, note or f"retrying after: {rot.last_error}"
+    if rot.step is not Step.HANDED_OFF:
+        return state, note or f"rotation {rot.id} ({rot.reason})"
+    if _waits_for_ack(key, record, rot, now):
+        return ReportState.AWAITING_ACK, "waiting for the consumer to acknowledge the new key"
+    return state, "grace period for consumers of the old key"
 
 
 def _waits_for_ack(key: ManagedKey, record: KeyState, rot: Rotation, now: datetime) -> bool:
@@ -333,8 +344,7 @@ def with_signals(
     # reported dying rotates with reason password_change and counts too.
     pending = awaits_forced_rotation(
         created_at=report.active_created_at,
-        ip_bound=key.spec.is_ip_bound
-        and report.rotation_reason is not RotationReason.PASSWORD_CHANGE,
+        ip_bound=key.spec.is_ip_bound and report.rotation_reason != RotationReason.PASSWORD_CHANGE,
         changed_at=password_changed_at,
         scope=key.policy.password_change_scope,
     )

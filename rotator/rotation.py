@@ -193,6 +193,8 @@ class Engine:
         *,
         act: bool,
     ) -> tuple[AccountReport, list[KeyReport]]:
+        """One account's run: its master key and record, every key's run, then what the run
+        learnt about the account (a password change, orphans)."""
         parts = self._parts(account.name)
         try:
             if act:
@@ -202,46 +204,27 @@ class Engine:
             astate = AccountState.from_record(astate_v.data) if astate_v else AccountState()
             info = self.exchange.query_key(master)
         except RotatorError as exc:
-            error = f"account {account.name}: {exc.message}"
             log.error("account.reconcile.failed", account=account.name, error=exc.message)
-            reports = [unknown_report(k, error) for k in keys]
-            return AccountReport(name=account.name, error=error), reports
+            return _unreadable(account, keys, f"account {account.name}: {exc.message}")
         except Exception as exc:  # a bug or an adapter letting something through
             log.exception("account.reconcile.crashed", account=account.name)
             error = f"account {account.name}: internal error {type(exc).__name__} (a bug)"
-            reports = [unknown_report(k, error, failure=FailureClass.BUG) for k in keys]
-            return AccountReport(name=account.name, error=error), reports
+            return _unreadable(account, keys, error, FailureClass.BUG)
         if info.is_master is False:
             error = (
                 f"account {account.name}: the key at {account.master_path} is a sub-account key; "
                 "store the MASTER account's key there"
             )
-            return AccountReport(name=account.name, error=error), [
-                unknown_report(k, error) for k in keys
-            ]
+            return _unreadable(account, keys, error)
 
         run = AccountRun(
             parts=parts, account=account, master=master, account_state=astate, force=forced
         )
         detected = self._detect_password_change(run, info)
-
         reports = [
             reconcile_key_isolated(run, k, act=act, should_stop=self.should_stop) for k in keys
         ]
-        if run.key_signal is not None and (
-            run.account_state.password_changed_at is None
-            or run.key_signal > run.account_state.password_changed_at
-        ):
-            # Some managed key's expiry moved earlier: a change the master key did not show
-            # (Bybit may expire only unbound keys, and the master may be IP-bound).
-            detected = True
-            run.account_state = run.account_state.with_password_change(run.key_signal)
-            log.critical(
-                "password_change.detected",
-                account=account.name,
-                source="managed key expiry moved earlier",
-                action="rotating the affected keys now; check the master key",
-            )
+        detected = _signalled_by_keys(run) or detected
         if act and run.account_state != astate:
             # On a conflict another writer recorded the same facts; the next run re-reads.
             with contextlib.suppress(StoreConflict, LeaseLost):
@@ -315,3 +298,31 @@ class Engine:
                 "replace the master key by hand",
             )
         return changed_at is not None
+
+
+def _unreadable(
+    account: ManagedAccount,
+    keys: Sequence[ManagedKey],
+    error: str,
+    failure: FailureClass | None = None,
+) -> tuple[AccountReport, list[KeyReport]]:
+    """The account could not be read: nothing is known of it or its keys this run."""
+    return AccountReport(name=account.name, error=error), [
+        unknown_report(k, error, failure) for k in keys
+    ]
+
+
+def _signalled_by_keys(run: AccountRun) -> bool:
+    """Some managed key's expiry moved earlier, later than any change known: a change the master
+    key did not show (Bybit may expire only unbound keys, and the master may be IP-bound)."""
+    known = run.account_state.password_changed_at
+    if run.key_signal is None or (known is not None and run.key_signal <= known):
+        return False
+    run.account_state = run.account_state.with_password_change(run.key_signal)
+    log.critical(
+        "password_change.detected",
+        account=run.account.name,
+        source="managed key expiry moved earlier",
+        action="rotating the affected keys now; check the master key",
+    )
+    return True

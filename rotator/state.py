@@ -352,7 +352,7 @@ class KeyState:
 
     def as_completed(self, rotation: Rotation, at: datetime) -> KeyState:
         """The old key is revoked: no rotation in flight. A first key is no rotation (count)."""
-        counted = rotation.reason is not RotationReason.INITIAL
+        counted = rotation.reason != RotationReason.INITIAL
         return replace(
             self,
             previous=None,

@@ -54,8 +54,14 @@ def orphans(
     deleted: tuple[Orphan, ...] = ()
     if act and to_delete:
         deleted = sweep_orphans(run, to_delete, account_keys)
+    return _report(name, [*to_delete, *to_report], deleted)
+
+
+def _report(name: str, found: Sequence[Orphan], deleted: Sequence[Orphan]) -> AccountReport:
+    """The account's orphans after this run: those left (and of them, those never deleted), and
+    those deleted."""
     gone = {o.key_id for o in deleted}
-    left = [o for o in (*to_delete, *to_report) if o.key_id not in gone]
+    left = [o for o in found if o.key_id not in gone]
     kept = [o for o in left if o.kind is not OrphanKind.DELETABLE]
     fps = tuple(sorted(fingerprint(o.key_id) for o in left))
     if left:

@@ -94,27 +94,7 @@ def create(run: AccountRun, key: ManagedKey, state: KeyState, rot: Rotation, ver
     as pending (nothing else happens before it is in Vault)."""
     parts = run.parts
     state, rot, version = claim(parts, key, state, rot, version)
-    listing = run.listing(key.spec.sub_uid, fresh=True)
-    consumer = parts.store.read(key.consumer_path)
-    keep = {ref.key_id for ref in (state.active, state.previous) if ref is not None}
-    if consumer is not None and isinstance(consumer.data.get("api_key"), str):
-        keep.add(consumer.data["api_key"])
-    remaining = []
-    for item in listing:
-        tag = parse_note(item.note)
-        stale = tag is not None and (
-            tag.rotation_id == rot.id or (tag.key_name == key.name and item.key_id not in keep)
-        )
-        # A key we created whose secret never reached Vault (lost reply, crash): nobody can
-        # hold its secret, so it is deleted before we create another.
-        if stale and guarded_delete(run, key, item.key_id, why="unstored create"):
-            log.warning(
-                "orphan.deleted",
-                key_fp=fingerprint(item.key_id),
-                rotation_id=tag.rotation_id if tag else None,
-            )
-        else:
-            remaining.append(item)
+    remaining = sweep_unstored(run, key, state, rot)
     if len(remaining) >= MAX_KEYS_PER_ACCOUNT:
         raise KeyLimitReached(
             f"sub UID {key.spec.sub_uid} already holds {len(remaining)} API keys, Bybit's "
@@ -132,6 +112,33 @@ def create(run: AccountRun, key: ManagedKey, state: KeyState, rot: Rotation, ver
     # Bybit's listing now is the fresh one minus the stale keys deleted above, plus the new
     # key; the new key joins the cached copy once verified (until then it is not judged).
     run.listings[key.spec.sub_uid] = listed
+
+
+def sweep_unstored(
+    run: AccountRun, key: ManagedKey, state: KeyState, rot: Rotation
+) -> list[ExchangeKey]:
+    """Delete the keys an earlier try of this rotation (or of this key) created whose secret
+    never reached Vault (lost reply, crash): nobody can hold their secret. What stays listed."""
+    listing = run.listing(key.spec.sub_uid, fresh=True)
+    consumer = run.parts.store.read(key.consumer_path)
+    keep = {ref.key_id for ref in (state.active, state.previous) if ref is not None}
+    if consumer is not None and isinstance(consumer.data.get("api_key"), str):
+        keep.add(consumer.data["api_key"])
+    remaining = []
+    for item in listing:
+        tag = parse_note(item.note)
+        stale = tag is not None and (
+            tag.rotation_id == rot.id or (tag.key_name == key.name and item.key_id not in keep)
+        )
+        if stale and guarded_delete(run, key, item.key_id, why="unstored create"):
+            log.warning(
+                "orphan.deleted",
+                key_fp=fingerprint(item.key_id),
+                rotation_id=tag.rotation_id if tag else None,
+            )
+        else:
+            remaining.append(item)
+    return remaining
 
 
 def store_pending(
