@@ -31,10 +31,8 @@ class ReportState(enum.StrEnum):
     CREATED = "created"  # new key exists on Bybit, secret stored as pending
     VERIFIED = "verified"  # new key checked against the spec
     PROMOTED = "promoted"  # consumers read the new key
-    HANDED_OFF = "handed_off"  # hooks done; waiting out the grace period, then revoking the old key
-    AWAITING_ACK = (
-        "awaiting_ack"  # grace over; the old key waits for the consumer's acknowledgement
-    )
+    HANDED_OFF = "handed_off"  # hooks done; waiting out the grace, then revoking the old key
+    AWAITING_ACK = "awaiting_ack"  # grace over; the old key waits for the consumer's ack
     FAILED = "failed"  # the last attempt failed; retrying with backoff
     ESCALATED = "escalated"  # will not make it before expiry without a human
 
