@@ -56,8 +56,12 @@ from rotator.adapters.vault import VaultAuth, VaultStore  # noqa: E402
 from rotator.clock import SystemClock  # noqa: E402
 from rotator.config import Config, parse  # noqa: E402
 from rotator.daemon import Daemon  # noqa: E402
+from rotator.key_report import (  # noqa: E402
+    AccountReport,
+    KeyReport,
+    ReconcileResult,
+)
 from rotator.model import Secret  # noqa: E402
-from rotator.rotation import AccountReport, KeyReport, ReconcileResult  # noqa: E402
 from rotator.simulator import Simulator, SimulatorOptions  # noqa: E402
 from rotator.simulator.server import SimulatorServer  # noqa: E402
 from rotator.state import KeyRef, KeyState  # noqa: E402

@@ -41,16 +41,23 @@ from rotator.drift import OnDrift
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
 from rotator.lease import LeaseSettings
-from rotator.model import KeySpec, Permissions, normalize_permissions
+from rotator.model import (
+    MAX_KEYS_PER_ACCOUNT,
+    AckMode,
+    AckPolicy,
+    KeySpec,
+    ManagedAccount,
+    ManagedKey,
+    Permissions,
+    normalize_permissions,
+)
 from rotator.password_change import PasswordChangeScope
 from rotator.policy import RotationPolicy
 from rotator.reminders import TrackedKey, TrackedKind
-from rotator.rotation import AckMode, AckPolicy, ManagedAccount, ManagedKey
 
 DEFAULT_CONFIG_PATH = Path("/etc/rotator/rotator.toml")
 CONFIG_ENV = "ROTATOR_CONFIG"
 MAX_IPS_PER_KEY = 30
-MAX_KEYS_PER_ACCOUNT = 20
 MAX_MANAGED_PER_SUB_UID = MAX_KEYS_PER_ACCOUNT // 2
 """Each managed key needs room for its successor during a rotation: 10 of Bybit's 20."""
 MAX_SET_SIZE = 20_000

@@ -55,11 +55,12 @@ from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
 from rotator.errors import ConfigError, LeaseLost, RotatorError
 from rotator.intents import IntentQueue, execute
+from rotator.key_report import AccountReport, KeyReport, ReconcileResult
 from rotator.lease import AccountLease, new_identity
 from rotator.ports import Fence
 from rotator.reminders import Reminder, Reminders, TrackedReport
 from rotator.reports import Snapshot
-from rotator.rotation import AccountReport, Engine, KeyReport, ReconcileResult
+from rotator.rotation import Engine
 from rotator.wiring import Runtime, build
 
 log = structlog.get_logger(__name__)

@@ -8,7 +8,26 @@ from __future__ import annotations
 
 import enum
 
-from rotator.errors import RotatorError, TemporaryError
+from rotator.errors import (
+    ExchangeAuthFailed,
+    ExchangeClockSkew,
+    ExchangeOutcomeUnknown,
+    ExchangePermissionDenied,
+    ExchangeProtocolError,
+    ExchangeRateLimited,
+    ExchangeRejected,
+    ExchangeUnavailable,
+    HandOffFailed,
+    KeyLimitReached,
+    LeaseLost,
+    RotatorError,
+    StateCorrupt,
+    StoreConflict,
+    StoreDenied,
+    StoreUnavailable,
+    TemporaryError,
+    VerificationFailed,
+)
 
 
 class FailureClass(enum.StrEnum):
@@ -32,29 +51,31 @@ class FailureClass(enum.StrEnum):
     BUG = "bug"
 
 
-_BY_ERROR = {
-    "StoreConflict": FailureClass.CONFLICT,
-    "StoreUnavailable": FailureClass.VAULT,
-    "StoreDenied": FailureClass.VAULT_DENIED,
-    "ExchangeUnavailable": FailureClass.BYBIT,
-    "ExchangeProtocolError": FailureClass.BYBIT,
-    "ExchangeRateLimited": FailureClass.BYBIT_RATE_LIMIT,
-    "ExchangeClockSkew": FailureClass.CLOCK_SKEW,
-    "ExchangeOutcomeUnknown": FailureClass.BYBIT_OUTCOME_UNKNOWN,
-    "ExchangeAuthFailed": FailureClass.BYBIT_AUTH,
-    "ExchangePermissionDenied": FailureClass.BYBIT_PERMISSION,
-    "ExchangeRejected": FailureClass.BYBIT_REJECTED,
-    "KeyLimitReached": FailureClass.KEY_LIMIT,
-    "VerificationFailed": FailureClass.VERIFICATION,
-    "StateCorrupt": FailureClass.STATE_CORRUPT,
-    "HandOffFailed": FailureClass.HANDOFF,
-    "LeaseLost": FailureClass.LEASE_LOST,
+_BY_ERROR: dict[type[RotatorError], FailureClass] = {
+    StoreConflict: FailureClass.CONFLICT,
+    StoreUnavailable: FailureClass.VAULT,
+    StoreDenied: FailureClass.VAULT_DENIED,
+    ExchangeUnavailable: FailureClass.BYBIT,
+    ExchangeProtocolError: FailureClass.BYBIT,
+    ExchangeRateLimited: FailureClass.BYBIT_RATE_LIMIT,
+    ExchangeClockSkew: FailureClass.CLOCK_SKEW,
+    ExchangeOutcomeUnknown: FailureClass.BYBIT_OUTCOME_UNKNOWN,
+    ExchangeAuthFailed: FailureClass.BYBIT_AUTH,
+    ExchangePermissionDenied: FailureClass.BYBIT_PERMISSION,
+    ExchangeRejected: FailureClass.BYBIT_REJECTED,
+    KeyLimitReached: FailureClass.KEY_LIMIT,
+    VerificationFailed: FailureClass.VERIFICATION,
+    StateCorrupt: FailureClass.STATE_CORRUPT,
+    HandOffFailed: FailureClass.HANDOFF,
+    LeaseLost: FailureClass.LEASE_LOST,
 }
 
 
 def failure_class(exc: RotatorError) -> FailureClass:
-    """A bounded label for metrics."""
-    found = _BY_ERROR.get(type(exc).__name__)
-    if found is not None:
-        return found
+    """A bounded label for metrics: the class of the most specific error type in the table (an
+    error type the table does not name takes its nearest named ancestor's class)."""
+    for kind in type(exc).__mro__:
+        found = _BY_ERROR.get(kind)
+        if found is not None:
+            return found
     return FailureClass.TEMPORARY if isinstance(exc, TemporaryError) else FailureClass.PERMANENT

@@ -19,10 +19,11 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 from rotator.errors import RotatorError, StateCorrupt, StoreConflict
+from rotator.key_report import KeyReport
 from rotator.model import Secret
 from rotator.ports import KeyStore
 from rotator.reports import report_from_record, report_to_record
-from rotator.rotation import Engine, KeyReport
+from rotator.rotation import Engine
 
 QUEUE_SCHEMA = 1
 KEEP_FINISHED = timedelta(hours=1)  # finished intents stay readable this long for the CLI

@@ -13,7 +13,9 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from rotator.policy import RotationPolicy
 
 REDACTED = "[redacted]"
 
@@ -313,6 +315,49 @@ class CreatedKey:
 
     def __repr__(self) -> str:
         return f"CreatedKey(key_fp={fingerprint(self.key_id)}, note={self.note!r})"
+
+
+# ---------------------------------------------------------------- what the config manages
+MAX_KEYS_PER_ACCOUNT = 20
+"""Bybit's limit of API keys per (sub-)account; a rotation needs room for its new key."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagedAccount:
+    """A master account the config names, and where its records live in Vault."""
+
+    name: str
+    master_path: str  # Vault record {api_key, api_secret[, kind]}
+    state_path: str
+
+
+class AckMode(enum.StrEnum):
+    """What counts as the consumer acknowledging a new key."""
+
+    VAULT = "vault"  # the bot writes the new key id to the key's ack record
+    HOOK = "hook"  # the key's hand-off hooks succeeding counts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckPolicy:
+    """Revoke the old key only once the consumer acknowledged the new one (or max_wait ran out)."""
+
+    mode: AckMode
+    max_wait: timedelta  # after the grace period; never past the old key's expiry
+    path: str  # the ack record: {"api_key": <the new key id>}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagedKey:
+    """One key the config manages: its spec, where it lives in Vault, its policy."""
+
+    name: str
+    account: str
+    spec: KeySpec
+    consumer_path: str
+    state_path: str
+    policy: RotationPolicy = field(default_factory=RotationPolicy)
+    ack: AckPolicy | None = None  # revoke only once the consumer acknowledged the new key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -79,3 +79,27 @@ def awaits_forced_rotation(
     if scope is PasswordChangeScope.UNBOUND and ip_bound:
         return False
     return created_at is None or created_at < changed_at
+
+
+def signalled_by_master(
+    *,
+    known_fp: str | None,
+    known_expiry: datetime | None,
+    known_change: datetime | None,
+    master_fp: str,
+    reported: datetime | None,
+    now: datetime,
+    grace: timedelta,
+) -> datetime | None:
+    """When the password changed, as the master key's expiry tells; None if it tells nothing new.
+
+    Only the same master key (`known_fp`, whose expiry was `known_expiry`) can tell: a new master
+    key's expiry says nothing about the old one. A change no later than the one already known
+    (`known_change`) is nothing new.
+    """
+    if known_fp != master_fp:
+        return None
+    changed_at = signalled_change(known_expiry, reported, now, grace)
+    if changed_at is None or (known_change is not None and changed_at <= known_change):
+        return None
+    return changed_at

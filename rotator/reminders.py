@@ -38,9 +38,9 @@ from rotator.errors import (
     StoreDenied,
     TemporaryError,
 )
+from rotator.key_report import AccountReport
 from rotator.model import Credentials, KeyKind, Secret, fingerprint
 from rotator.ports import Exchange, Fence, KeyStore, no_fence
-from rotator.rotation import AccountReport
 
 log = structlog.get_logger(__name__)
 

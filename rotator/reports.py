@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import enum
 import json
 import types
 import typing
@@ -20,7 +21,7 @@ from datetime import datetime
 from typing import Any, Self, TypeVar
 
 from rotator.errors import StateCorrupt
-from rotator.rotation import AccountReport, KeyReport
+from rotator.key_report import AccountReport, KeyReport
 
 SNAPSHOT_SCHEMA = 2  # 2: the key reports as one compressed string (1: a list of objects)
 
@@ -71,7 +72,9 @@ def _convert(value: object, kinds: frozenset[object]) -> object:
         return bool(value)
     if int in kinds:
         return int(str(value))
-    return str(value)
+    named = [k for k in kinds if isinstance(k, type) and issubclass(k, enum.Enum)]
+    # A StrEnum field (a state, a reason): ValueError for a name this version does not know.
+    return named[0](str(value)) if named else str(value)
 
 
 _FIELD_KINDS: dict[type, tuple[tuple[str, frozenset[object]], ...]] = {}

@@ -21,7 +21,7 @@ SCHEMA = 1
 NOTE_PREFIX = "rotator:"
 
 
-class Step(enum.Enum):
+class Step(enum.StrEnum):
     """Where a rotation stands. Each is recorded before the side effect of the next one."""
 
     PLANNED = "planned"  # rotation id chosen; next: create (note carries the id)
@@ -29,6 +29,17 @@ class Step(enum.Enum):
     VERIFIED = "verified"  # the new key answered query-api and matches the spec; next: promote
     PROMOTED = "promoted"  # consumers read the new key; next: hand off
     HANDED_OFF = "handed_off"  # hooks done; next: revoke the old key when the grace ends
+
+
+class RotationReason(enum.StrEnum):
+    """Why a rotation started (recorded with it; a log field and a column of rotator status)."""
+
+    INITIAL = "initial"  # no active key yet: the first key is created
+    EXPIRING = "expiring"  # the active key reached its renewal moment
+    FORCED = "forced"  # an operator asked (rotator rotate)
+    PASSWORD_CHANGE = "password_change"  # noqa: S105 (a reason, no password): the key dies soon
+    ACTIVE_MISSING = "active_missing"  # Bybit no longer lists the active key (or lists it expired)
+    SPEC_CHANGED = "spec_changed"  # the active key drifted from its spec and on_drift = rotate
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -137,13 +148,17 @@ class PendingKey:
             expires_at=_dt(d.get("expires_at"), f"{what}.expires_at"),
         )
 
+    def with_expiry(self, expires_at: datetime | None) -> PendingKey:
+        """What verify learnt: the expiry Bybit gives the new key."""
+        return replace(self, expires_at=expires_at)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rotation:
     """One rotation in flight."""
 
     id: str  # also in the new key's Bybit note: rotator:<id>:<key name>
-    reason: str  # initial | expiring | forced | password_change | active_missing | spec_changed
+    reason: RotationReason
     step: Step
     started_at: datetime
     pending: PendingKey | None = None
@@ -163,7 +178,7 @@ class Rotation:
     def to_record(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "reason": self.reason,
+            "reason": str(self.reason),
             "step": self.step.value,
             "started_at": _ts(self.started_at),
             "pending": None if self.pending is None else self.pending.to_record(),
@@ -183,14 +198,18 @@ class Rotation:
     def from_record(cls, raw: object, what: str) -> Self:
         d = _dict(raw, what)
         try:
-            step = Step(d.get("step"))
+            step = Step(str(d.get("step")))
         except ValueError:
             raise StateCorrupt(f"{what}.step: unknown step {d.get('step')!r}") from None
+        try:
+            reason = RotationReason(_str(d.get("reason"), f"{what}.reason"))
+        except ValueError:
+            raise StateCorrupt(f"{what}.reason: unknown reason {d.get('reason')!r}") from None
         pending = d.get("pending")
         since = d.get("secret_since")
         return cls(
             id=_str(d.get("id"), f"{what}.id"),
-            reason=_str(d.get("reason"), f"{what}.reason"),
+            reason=reason,
             step=step,
             started_at=_req_dt(d.get("started_at"), f"{what}.started_at"),
             pending=None if pending is None else PendingKey.from_record(pending, f"{what}.pending"),
@@ -208,6 +227,70 @@ class Rotation:
 
     def note(self, key_name: str) -> str:
         return f"{NOTE_PREFIX}{self.id}:{key_name}"
+
+    # ------------------------------------------------------------ transitions (new records)
+    @classmethod
+    def planned(cls, *, rotation_id: str, reason: RotationReason, at: datetime) -> Rotation:
+        """A rotation just decided: nothing created yet."""
+        return cls(id=rotation_id, reason=reason, step=Step.PLANNED, started_at=at)
+
+    def claimed(self, *, by: str, at: datetime) -> Rotation:
+        """`by` is about to cause the current step's side effect (one more attempt)."""
+        return replace(self, attempts=self.attempts + 1, claimed_by=by, claimed_at=at)
+
+    def _moved_on(self, step: Step) -> Rotation:
+        """At `step` with a clean slate: no attempts, no failures, no retry pending."""
+        return replace(self, step=step, attempts=0, failures=0, next_try=None, last_error=None)
+
+    def as_created(self, pending: PendingKey, *, secret_since: int) -> Rotation:
+        """The new key exists; its secret is held as pending from state version `secret_since`."""
+        return replace(self._moved_on(Step.CREATED), pending=pending, secret_since=secret_since)
+
+    def as_replanned(self) -> Rotation:
+        """The new key failed verification and was deleted: create again (same rotation id)."""
+        return replace(self, step=Step.PLANNED, pending=None)
+
+    def as_verified(self, pending: PendingKey) -> Rotation:
+        """The new key (with the expiry Bybit gives it) matches the spec."""
+        return replace(self, step=Step.VERIFIED, pending=pending, attempts=0)
+
+    def as_promoted(self) -> Rotation:
+        """Consumers read the new key: the pending secret is dropped from the state record."""
+        return replace(self, step=Step.PROMOTED, pending=None, attempts=0)
+
+    def as_handed_off(
+        self, *, grace_until: datetime, forced: bool, acked_at: datetime | None
+    ) -> Rotation:
+        """Hooks done (or skipped: `forced`); the old key is revoked from `grace_until` on."""
+        return replace(
+            self._moved_on(Step.HANDED_OFF),
+            grace_until=grace_until,
+            handoff_forced=forced,
+            acked_at=acked_at,
+        )
+
+    def as_acked(self, at: datetime) -> Rotation:
+        """The consumer acknowledged the new key."""
+        return replace(self, acked_at=at)
+
+    def as_failed(self, *, error: str, retry_at: datetime) -> Rotation:
+        """The current step failed once more: retry not before `retry_at`; the claim is freed."""
+        return replace(
+            self,
+            failures=self.failures + 1,
+            next_try=retry_at,
+            last_error=error,
+            claimed_by=None,
+            claimed_at=None,
+        )
+
+    def pending_key(self) -> PendingKey:
+        """The created key this step acts on; a record past create without one is corrupt."""
+        if self.pending is None:
+            raise StateCorrupt(
+                f"rotation {self.id} is at step {self.step.value} but holds no pending key"
+            )
+        return self.pending
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -254,6 +337,30 @@ class KeyState:
     def with_rotation(self, rotation: Rotation | None) -> KeyState:
         return replace(self, rotation=rotation)
 
+    def with_token(self, token: int) -> KeyState:
+        """Stamped by a writer holding fencing token `token` (the record keeps the highest)."""
+        return replace(self, token=max(token, self.token))
+
+    def as_promoted(self, rotation: Rotation, active: KeyRef) -> KeyState:
+        """`active` is what consumers read now; the key it replaced waits for revocation."""
+        return replace(self, active=active, previous=self.active, rotation=rotation.as_promoted())
+
+    def as_adopted(self, active: KeyRef) -> KeyState:
+        """A key made elsewhere is active now; the one before is kept as previous (bots may still
+        use it), so it is never an orphan while kept."""
+        return replace(self, active=active, previous=self.active)
+
+    def as_completed(self, rotation: Rotation, at: datetime) -> KeyState:
+        """The old key is revoked: no rotation in flight. A first key is no rotation (count)."""
+        counted = rotation.reason != RotationReason.INITIAL
+        return replace(
+            self,
+            previous=None,
+            rotation=None,
+            last_rotation_at=at,
+            rotations=self.rotations + (1 if counted else 0),
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccountState:
@@ -279,6 +386,16 @@ class AccountState:
             master_key_fp=_opt_str(d.get("master_key_fp"), f"{what}.master_key_fp"),
             master_expires_at=_dt(d.get("master_expires_at"), f"{what}.master_expires_at"),
         )
+
+    def with_password_change(self, at: datetime) -> AccountState:
+        """The login password changed at `at` (a later change wins; an earlier one is known)."""
+        if self.password_changed_at is not None and at <= self.password_changed_at:
+            return self
+        return replace(self, password_changed_at=at)
+
+    def with_master(self, *, key_fp: str, expires_at: datetime | None) -> AccountState:
+        """What Bybit reports about the master key now."""
+        return replace(self, master_key_fp=key_fp, master_expires_at=expires_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from rotator.errors import StateCorrupt
+from rotator.key_report import AccountReport, KeyReport
 from rotator.reports import Snapshot, report_to_record
-from rotator.rotation import AccountReport, KeyReport
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

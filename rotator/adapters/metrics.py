@@ -27,28 +27,18 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from rotator import __version__
+from rotator.key_report import ReportState
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
     from datetime import datetime, timedelta
 
     from rotator.adapters.bybit import RequestObservation
-    from rotator.rotation import KeyReport, ReconcileResult
+    from rotator.key_report import KeyReport, ReconcileResult
 
 KEY_LABELS = ("key", "account", "sub_uid")
 
-# Every state a managed key can be in; exactly one is 1 in rotator_key_state at a time.
-KEY_STATES = (
-    "idle",  # active key, nothing in flight
-    "planned",  # rotation recorded, nothing created yet
-    "created",  # new key exists on Bybit, secret stored as pending
-    "verified",  # new key checked against the spec
-    "promoted",  # consumers read the new key
-    "handed_off",  # hooks done; waiting out the grace period, then revoking the old key
-    "awaiting_ack",  # grace over; the old key waits for the consumer's acknowledgement
-    "failed",  # the last attempt failed; retrying with backoff
-    "escalated",  # will not make it before expiry without a human
-)
+KEY_STATES = tuple(ReportState)  # exactly one is 1 in rotator_key_state at a time
 SCHEDULER_JOBS = ("reconcile", "due", "probe", "heartbeat")
 SCHEDULER_EVENTS = ("error", "missed")
 RELOAD_OUTCOMES = ("applied", "rejected")

@@ -33,9 +33,9 @@ import structlog
 
 from rotator.clock import Clock
 from rotator.config import NotifyChannel, NotifyConfig
+from rotator.key_report import ReconcileResult
 from rotator.model import SECRET_REGISTRY, Secret
 from rotator.reminders import Reminder, TrackedKind
-from rotator.rotation import ReconcileResult
 
 log = structlog.get_logger(__name__)
 

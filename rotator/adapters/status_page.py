@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from rotator.key_report import AccountReport, KeyReport, ReportState
 from rotator.model import SECRET_REGISTRY, short_key_id
-from rotator.rotation import AccountReport, KeyReport
 
 REFRESH_S = 60
 WARN_DAYS = 14.0  # days left at or below which a row is amber
@@ -194,8 +194,8 @@ def _keys_table(view: StatusView) -> list[str]:
 
 
 def _key_row(k: KeyReport, now: datetime) -> str:
-    failing = k.state in ("failed", "escalated")
-    state_class = "crit" if failing else ("ok" if k.state == "idle" else "warn")
+    failing = k.state in (ReportState.FAILED, ReportState.ESCALATED)
+    state_class = "crit" if failing else ("ok" if k.state == ReportState.IDLE else "warn")
     why = k.reason
     if k.last_error and k.last_error not in why:
         why = f"{why} (last error: {k.last_error})"

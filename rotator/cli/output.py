@@ -27,7 +27,7 @@ from rotator.cli.common import EXIT_FAILURE, fail_usage
 from rotator.config import Config
 from rotator.durations import parse_duration
 from rotator.errors import ConfigError, RotatorError
-from rotator.rotation import AccountReport, KeyReport
+from rotator.key_report import AccountReport, KeyReport
 
 # ------------------------------------------------------------------------------ errors
 

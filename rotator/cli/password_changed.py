@@ -28,8 +28,8 @@ from rotator.cli.output import (
 )
 from rotator.cli.rotate import describe_outcome
 from rotator.intents import Intent, IntentKind, IntentStatus
+from rotator.key_report import KeyReport
 from rotator.password_change import what_is_known
-from rotator.rotation import KeyReport
 
 
 def _print_due(result: tuple[KeyReport, ...], now: datetime) -> None:

@@ -28,6 +28,7 @@ from rotator.cli.output import (
     verbose_option,
 )
 from rotator.config import Config, describe_key_sets, managed_keys
+from rotator.key_report import KeyReport
 from rotator.policy import (
     RotationPolicy,
     due_for_rotation,
@@ -35,7 +36,6 @@ from rotator.policy import (
     latest_safe_moment,
     renewal_moment,
 )
-from rotator.rotation import KeyReport
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

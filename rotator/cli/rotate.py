@@ -31,8 +31,8 @@ from rotator.cli.output import (
     who_asks,
 )
 from rotator.intents import Intent, IntentKind, IntentStatus
+from rotator.key_report import KeyReport
 from rotator.model import short_key_id
-from rotator.rotation import KeyReport
 
 
 def describe_outcome(report: KeyReport, vault_path: str, now: datetime) -> tuple[str, bool]:

@@ -42,9 +42,9 @@ from rotator.cli.output import (
 )
 from rotator.config import Config
 from rotator.errors import RotatorError
+from rotator.key_report import AccountReport, KeyReport, ReconcileResult
 from rotator.model import fingerprint, short_key_id
 from rotator.reports import Snapshot
-from rotator.rotation import AccountReport, KeyReport, ReconcileResult
 
 SWEEP_THREADS = 8
 """Accounts `status` sweeps at once (each has its own Bybit master and rate limits)."""

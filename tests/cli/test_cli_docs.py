@@ -10,7 +10,7 @@ from pathlib import Path
 from rotator import config
 from rotator.cli import COMMANDS
 from rotator.cli.status import account_json, key_json, status_json
-from rotator.rotation import AccountReport, KeyReport, ReconcileResult
+from rotator.key_report import AccountReport, KeyReport, ReconcileResult
 
 DOC = (Path(__file__).parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
 OPERATOR_COMMANDS = ("status", "plan", "rotate", "check", "password-changed", "adopt")

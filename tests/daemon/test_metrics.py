@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import generate_latest
 from rotator.adapters.bybit import RequestObservation
 from rotator.adapters.metrics import Metrics
-from rotator.rotation import AccountReport, KeyReport, ReconcileResult
+from rotator.key_report import AccountReport, KeyReport, ReconcileResult
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 L = {"key": "bot1", "account": "main", "sub_uid": "2001"}

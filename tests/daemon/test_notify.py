@@ -9,8 +9,8 @@ import pytest
 from rotator.adapters.notify import Kind, Notice, Notifier, build_channels
 from rotator.clock import ManualClock
 from rotator.config import NotifyConfig
+from rotator.key_report import AccountReport, KeyReport, ReconcileResult
 from rotator.model import Secret
-from rotator.rotation import AccountReport, KeyReport, ReconcileResult
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from handoff_world import BASE, close, make_daemon
 from rotator.adapters.status_page import SECURITY_HEADERS, StatusView, TrackedRow, render
+from rotator.key_report import AccountReport, KeyReport
 from rotator.model import Secret, short_key_id
-from rotator.rotation import AccountReport, KeyReport
 
 from fixtures.simulator import MASTER_KEY, MASTER_SECRET
 from fixtures.vault import free_port

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 from deploy_tools import DOCS, REPO
 from rotator.demo import status_table
+from rotator.key_report import KeyReport
 from rotator.model import fingerprint
-from rotator.rotation import KeyReport
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 README_JA = (REPO / "README.ja.md").read_text(encoding="utf-8")

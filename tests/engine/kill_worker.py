@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from rotator.adapters.bybit import BybitClient
 from rotator.adapters.vault import VaultAuth, VaultStore
 from rotator.clock import ManualClock, SystemClock
-from rotator.model import KeySpec, Secret, normalize_permissions
+from rotator.model import KeySpec, ManagedAccount, ManagedKey, Secret, normalize_permissions
 from rotator.policy import RotationPolicy
-from rotator.rotation import Engine, ManagedAccount, ManagedKey
+from rotator.rotation import Engine
 
 
 class KillAfterCreate:

@@ -9,9 +9,17 @@ from typing import Any
 from rotator.adapters.bybit import BybitClient
 from rotator.adapters.vault import VaultStore
 from rotator.clock import ManualClock
-from rotator.model import Credentials, KeySpec, Secret, normalize_permissions
+from rotator.model import (
+    AckPolicy,
+    Credentials,
+    KeySpec,
+    ManagedAccount,
+    ManagedKey,
+    Secret,
+    normalize_permissions,
+)
 from rotator.policy import RotationPolicy
-from rotator.rotation import AckPolicy, Engine, ManagedAccount, ManagedKey
+from rotator.rotation import Engine
 from rotator.simulator import Simulator
 from rotator.state import KeyState, parse_note
 

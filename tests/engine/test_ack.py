@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rig import Rig
-from rotator.rotation import AckMode, AckPolicy
+from rotator.model import AckMode, AckPolicy
 from structlog.testing import capture_logs
 
 

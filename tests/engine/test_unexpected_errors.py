@@ -2,8 +2,9 @@
 keeps its place, counts the failure, backs off, and finishes once the cause is gone (issue 10
 item 2, engine side). A key is never stuck silently on "internal error".
 
-The step runner (`Engine._guarded_step`) records a non-RotatorError exception through the same
-path as a TemporaryError; the failure class is "bug" (a metric label an operator can alert on).
+The step runner (`rotator.engine.key_run.guarded_step`) records a non-RotatorError exception
+through the same path as a TemporaryError; the failure class is "bug" (a metric label an operator
+can alert on).
 """
 
 from __future__ import annotations
