@@ -21,4 +21,5 @@ if TYPE_CHECKING:
         """mypy holds the fakes to the ports: this stops type-checking if one drifts."""
         return store, exchange
 
+
 __all__ = ["MemoryExchange", "MemoryStore"]

@@ -14,7 +14,8 @@
 
 Time comes from the injected clock. Failures are injected per operation with `fail_next`, and
 `lose_next_create_reply()` makes a create succeed but raise `ExchangeOutcomeUnknown`, as a reply
-lost on the wire does. `calls` counts calls per operation.
+lost on the wire does; `tamper_next_create` drops a permission from the next created key.
+`calls` counts calls per operation.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class MemoryExchange:
         self._ids = itertools.count(16651283)
         self._failures: dict[str, deque[RotatorError]] = {}
         self._lose_create_replies = 0
+        self._tamper: deque[tuple[str, str]] = deque()
         self.calls: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ seeding
@@ -207,10 +209,23 @@ class MemoryExchange:
         with self._lock:
             self._failures.setdefault(operation, deque()).extend([error] * times)
 
+    def clear_failures(self) -> None:
+        """Drop every failure still waiting (Bybit answers again)."""
+        with self._lock:
+            self._failures.clear()
+            self._lose_create_replies = 0
+            self._tamper.clear()
+
     def lose_next_create_reply(self) -> None:
         """The next create makes its key, then raises `ExchangeOutcomeUnknown` (reply lost)."""
         with self._lock:
             self._lose_create_replies += 1
+
+    def tamper_next_create(self, drop: tuple[str, str]) -> None:
+        """The next create makes a key without the permission `drop` = (group, value), as if
+        Bybit changed what was asked: verification must catch it."""
+        with self._lock:
+            self._tamper.append(drop)
 
     def key_ids(self, uid: int) -> tuple[str, ...]:
         """The live keys of account `uid`, oldest first."""
@@ -233,6 +248,14 @@ class MemoryExchange:
                 raise KeyLimitReached(
                     f"sub UID {spec.sub_uid} already holds {self.max_keys_per_uid} API keys"
                 )
+            permissions = spec.permissions
+            if self._tamper:
+                group, value = self._tamper.popleft()
+                permissions = tuple(
+                    (g, tuple(v for v in values if (g, v) != (group, value)))
+                    for g, values in permissions
+                )
+                permissions = tuple((g, values) for g, values in permissions if values)
             key = self._store_key(
                 spec.sub_uid,
                 key_id=self._new_key_id(),
@@ -240,7 +263,7 @@ class MemoryExchange:
                 is_master=False,
                 note=note,
                 read_only=spec.read_only,
-                permissions=spec.permissions,
+                permissions=permissions,
                 ips=() if spec.ips == ("*",) else tuple(dict.fromkeys(spec.ips)),
                 now=self.clock.now(),
             )

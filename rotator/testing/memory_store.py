@@ -118,6 +118,11 @@ class MemoryStore:
         with self._lock:
             self._failures.setdefault(operation, deque()).extend([error] * times)
 
+    def clear_failures(self) -> None:
+        """Drop every failure still waiting (Vault answers again)."""
+        with self._lock:
+            self._failures.clear()
+
     def paths(self) -> tuple[str, ...]:
         """Every path ever written, sorted."""
         with self._lock:
