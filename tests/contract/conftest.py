@@ -20,13 +20,9 @@ from rotator.model import Credentials, Permissions, Secret, permissions_as_dict
 from rotator.ports import Exchange, KeyStore
 from rotator.simulator import Simulator
 from rotator.testing import MemoryExchange, MemoryStore
+from worlds import OTHER_MASTER_KEY, OTHER_MASTER_SECRET, OTHER_MASTER_UID, OTHER_SUB_UID
 
 from fixtures.simulator import MASTER_KEY, MASTER_SECRET, MASTER_UID, SIM_START, SUB_UIDS
-
-OTHER_MASTER_UID = 3000
-OTHER_MASTER_KEY = "OTHERMASTER00000001"
-OTHER_MASTER_SECRET = "OTHERMASTERSECRET000000000000000001"
-OTHER_SUB_UID = 4001
 
 
 @dataclass

@@ -13,8 +13,8 @@ from rotator.errors import (
     KeyLimitReached,
 )
 from rotator.model import Credentials, KeySpec, ListedStatus, Secret, normalize_permissions
+from worlds import OTHER_SUB_UID
 
-from contract.conftest import OTHER_SUB_UID
 from fixtures.simulator import MASTER_UID, SIM_START
 
 PERMS = normalize_permissions({"ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"]})

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from fast_rig import PERMS, FastRig
 from rotator.errors import VerificationFailed
-
-from engine_fast.conftest import PERMS, FastRig
 
 
 def test_adopt_takes_an_existing_key_under_management(rig: FastRig):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from fast_rig import FastRig, days
 from rotator.errors import ExchangeUnavailable, HandOffFailed, StoreUnavailable
-
-from engine_fast.conftest import FastRig, days
 
 
 def test_first_reconcile_creates_and_stores_verified_keys(rig: FastRig):
