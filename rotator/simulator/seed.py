@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 import typing
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -99,6 +99,10 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 
+def _in_utc(when: datetime | None) -> datetime | None:
+    return None if when is None else when.astimezone(UTC)
+
+
 class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -128,7 +132,7 @@ class SeedKey(_Table):
     created_at: AwareDatetime | None = None
     """A TOML datetime with an offset, e.g. 2026-01-01T00:00:00Z; kept in UTC."""
 
-    _utc = field_validator("created_at")(lambda v: v and v.astimezone(UTC))
+    _utc = field_validator("created_at")(_in_utc)
 
     @model_validator(mode="after")
     def _one_secret(self) -> Self:
@@ -152,7 +156,7 @@ class SeedAccount(_Table):
     username: str | None = None
     keys: list[SeedKey] = []
 
-    _utc = field_validator("created_at")(lambda v: v and v.astimezone(UTC))
+    _utc = field_validator("created_at")(_in_utc)
 
     @model_validator(mode="after")
     def _one_secret(self) -> Self:
@@ -169,7 +173,7 @@ class _SeedFile(_Table):
 class Seed(BaseModel):
     """A loaded seed: the file it came from, the option overrides and the accounts."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True)
 
     path: Path
     options: dict[str, Any]
