@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 OPERATIONS = (
     "create_sub_key",
+    "update_sub_key",
     "list_sub_keys",
     "query_key",
     "delete_sub_key",
@@ -300,6 +301,44 @@ class MemoryExchange:
                 user_id=key.uid,
                 is_master=key.is_master,
                 parent_uid=account.master_uid,
+            )
+
+    def update_sub_key(
+        self,
+        master: Credentials,
+        key_id: str,
+        *,
+        read_only: bool,
+        ips: tuple[str, ...],
+        permissions: Permissions,
+    ) -> ExchangeKey:
+        """update-sub-api by the master (as `BybitClient.update_sub_key`, not in the engine's
+        port): binding IPs ends the key's lifetime; unbinding a bound key starts a fresh one."""
+        with self._lock:
+            self._enter("update_sub_key")
+            caller = self._master(master)
+            target = self._keys.get(key_id)
+            if target is None or target.uid not in self._accounts[caller.uid].sub_uids:
+                raise ExchangeRejected(
+                    "Bybit update-sub-api: apikey is not a key of a sub-account of yours",
+                    ret_code=10001,
+                )
+            bound = () if ips == ("*",) else tuple(dict.fromkeys(ips))
+            if bound:
+                target.lifetime_end = None
+            elif target.ips:
+                target.lifetime_end = _seconds(self.clock.now() + self.key_lifetime)
+            target.ips = bound
+            target.read_only = read_only
+            target.permissions = permissions
+            # The reply carries no times: the client's record of it has none either.
+            return ExchangeKey(
+                key_id=target.key_id,
+                internal_id=str(target.internal_id),
+                note=target.note,
+                read_only=target.read_only,
+                permissions=target.permissions,
+                ips=target.ips or ("*",),
             )
 
     def delete_sub_key(self, master: Credentials, key_id: str) -> None:

@@ -176,3 +176,37 @@ def test_sub_members_and_server_time(world):
     """The master's sub UIDs, and Bybit's clock."""
     assert [m.uid for m in world.exchange.list_sub_members(world.master)] == [2001, 2002]
     assert abs(world.exchange.server_time() - world.clock.now()) < timedelta(seconds=1)
+
+
+def test_update_binds_and_unbinds_a_key(world):
+    """update-sub-api: binding IPs ends the lifetime; unbinding starts a fresh 90 days."""
+    created = world.exchange.create_sub_key(world.master, spec(), note="m")
+    other_perms = normalize_permissions({"Spot": ["SpotTrade"]})
+    reply = world.exchange.update_sub_key(
+        world.master, created.key_id, read_only=True, ips=("127.0.0.1",), permissions=other_perms
+    )
+    assert (reply.key_id, reply.note, reply.read_only) == (created.key_id, "m", True)
+    assert (reply.permissions, reply.ips) == (other_perms, ("127.0.0.1",))
+    (bound,) = world.exchange.list_sub_keys(world.master, SUB)
+    assert (bound.expires_at, bound.read_only, bound.permissions) == (None, True, other_perms)
+    world.advance(timedelta(days=10))
+    world.exchange.update_sub_key(
+        world.master, created.key_id, read_only=False, ips=(), permissions=PERMS
+    )
+    (unbound,) = world.exchange.list_sub_keys(world.master, SUB)
+    assert unbound.ips == ("*",)
+    assert unbound.expires_at == SIM_START + timedelta(days=100)
+
+
+def test_update_of_a_key_that_is_not_ours_is_refused(world):
+    """A key of another master's sub, or no key at all: ExchangeRejected, nothing changes."""
+    theirs = world.exchange.create_sub_key(
+        world.other_master, spec(sub_uid=OTHER_SUB_UID), note="t"
+    )
+    for key_id in (theirs.key_id, "NOSUCHKEY000000000"):
+        with pytest.raises(ExchangeRejected):
+            world.exchange.update_sub_key(
+                world.master, key_id, read_only=True, ips=("127.0.0.1",), permissions=PERMS
+            )
+    (listed,) = world.exchange.list_sub_keys(world.other_master, OTHER_SUB_UID)
+    assert (listed.read_only, listed.ips) == (False, ("*",))
