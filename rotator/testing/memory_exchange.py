@@ -143,6 +143,8 @@ class MemoryExchange:
         with self._lock:
             if uid in self._accounts or any(s in self._accounts for s in sub_uids):
                 raise ValueError(f"uid {uid} or one of its subs already exists")
+            if api_key in self._keys:
+                raise ValueError("api_key already exists")
             self._accounts[uid] = _Account(uid=uid, master_uid=None, username=f"master{uid}")
             for sub in sub_uids:
                 self._accounts[sub] = _Account(uid=sub, master_uid=uid, username=f"sub{sub}")

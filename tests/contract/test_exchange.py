@@ -147,6 +147,10 @@ def test_a_sub_key_may_not_manage_keys(world):
         world.exchange.create_sub_key(sub_key, spec(), note="x")
     with pytest.raises(ExchangePermissionDenied):
         world.exchange.list_sub_members(sub_key)
+    other = world.exchange.create_sub_key(world.master, spec(), note="o")
+    with pytest.raises(ExchangeRejected):
+        world.exchange.delete_sub_key(sub_key, other.key_id)
+    assert len(world.exchange.list_sub_keys(world.master, SUB)) == 2
 
 
 def test_a_master_acts_only_on_its_own_subs(world):
