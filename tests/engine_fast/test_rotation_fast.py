@@ -238,3 +238,30 @@ def test_a_store_outage_acts_on_nothing_and_the_next_run_recovers(rig: FastRig):
     rig.clock.advance(timedelta(minutes=10))
     assert engine.reconcile().keys[0].state == "idle"
     assert rig.works(rig.consumer("alpha"))
+
+
+def test_one_listing_per_sub_uid_per_reconcile(rig: FastRig):
+    """Expiry comes from one listing per sub UID, not one call per key."""
+    for i in range(4):
+        rig.add_key(f"k{i}", 2001)
+    engine = rig.engine()
+    engine.reconcile()
+    rig.exchange.calls.clear()
+    engine.reconcile()
+    assert rig.exchange.calls["list_sub_keys"] == 1
+    assert rig.exchange.calls["query_key"] == 1  # the master key's own expiry
+
+
+def test_inspect_has_no_side_effect(rig: FastRig):
+    """inspect() only reads: no store write, no create or delete on the exchange."""
+    rig.add_key("alpha")
+    engine = rig.engine()
+    engine.reconcile()
+    rig.clock.advance(days(80))
+    rig.store.operations.clear()
+    rig.exchange.calls.clear()
+    assert engine.inspect().keys[0].next_action == "rotate"
+    assert rig.store.operations["write"] == 0
+    assert rig.store.operations["destroy"] == 0
+    assert rig.exchange.calls["create_sub_key"] == 0
+    assert rig.exchange.calls["delete_sub_key"] == 0
