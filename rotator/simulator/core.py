@@ -17,26 +17,24 @@ import string
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl
 
-from rotator.clock import Clock, ManualClock, SystemClock, to_epoch_ms
+from rotator.clock import Clock, SystemClock, to_epoch_ms
 from rotator.model import fingerprint
 from rotator.simulator import auth
+from rotator.simulator.bybit_error import BybitError, JsonObject
+from rotator.simulator.endpoints import ROUTES, TAMPER_PARAM, market_time, parse_ips
 from rotator.simulator.faults import Fault, FaultKind, Faults
 from rotator.simulator.keylog import Actor, KeyEvent, KeyEventKind, wall_now
 from rotator.simulator.keys import (
     Account,
     KeyView,
     SimKey,
-    deadline_day_of,
-    expired_at_text,
     lifetime_end,
-    rfc3339,
-    status_of,
     view_of,
 )
 from rotator.simulator.options import SimulatorOptions
@@ -44,19 +42,15 @@ from rotator.simulator.permissions import (
     DEFAULT_MASTER_PERMISSIONS,
     MANAGE_MASTER,
     MANAGE_SUB_SELF,
-    InvalidPermissionsError,
     PermissionMap,
     has_any,
     parse_permissions,
-    render_permissions,
 )
 from rotator.simulator.ratelimit import RateDecision, RateLimiter
 from rotator.simulator.requestlog import RequestLogEntry
 
 if TYPE_CHECKING:
     from rotator.simulator.server import SimulatorServer
-
-JsonObject = dict[str, Any]
 
 CONTROL_PREFIX = "/_sim/"
 DEFAULT_SUB_PERMISSIONS: PermissionMap = {"ContractTrade": ("Order", "Position")}
@@ -91,24 +85,12 @@ class SeededKey:
     api_secret: str | None = field(repr=False)
 
 
-class BybitError(Exception):
-    """A business error: HTTP 200, `retCode` != 0, `result: {}`."""
-
-    def __init__(self, ret_code: int, ret_msg: str) -> None:
-        super().__init__(f"{ret_code} {ret_msg}")
-        self.ret_code = ret_code
-        self.ret_msg = ret_msg
-
-
 @dataclass(slots=True)
 class _Call:
     """What a private request has established so far, for the reply headers and the log."""
 
     key: SimKey | None = None
     decision: RateDecision | None = None
-
-
-Handler = Callable[[SimKey, JsonObject, datetime], JsonObject]
 
 
 class Simulator:
@@ -135,25 +117,11 @@ class Simulator:
         self._events: deque[KeyEvent] = deque(maxlen=self.options.request_log_size)
         self._event_seq = itertools.count(1)
         self.server: SimulatorServer | None = None  # the latest one `serve()` started
-        self._routes: dict[tuple[str, str], tuple[Handler, bool]] = {
-            # path -> (handler, master only)
-            ("POST", "/v5/user/create-sub-api"): (self._create_sub_api, True),
-            ("GET", "/v5/user/query-api"): (self._query_api, False),
-            ("GET", "/v5/user/sub-apikeys"): (self._sub_apikeys, True),
-            ("POST", "/v5/user/update-sub-api"): (self._update_sub_api, False),
-            ("POST", "/v5/user/delete-sub-api"): (self._delete_sub_api, False),
-            ("GET", "/v5/user/query-sub-members"): (self._query_sub_members, True),
-            ("GET", "/v5/user/submembers"): (self._submembers, True),
-        }
 
     # ------------------------------------------------------------------ time
     def now(self) -> datetime:
         """The server's time: the injected clock plus any injected skew."""
         return self.clock.now() + self.faults.skew_offset
-
-    @property
-    def has_manual_clock(self) -> bool:
-        return isinstance(self.clock, ManualClock)
 
     # ------------------------------------------------------------------ seeding
     def add_account(
@@ -237,7 +205,7 @@ class Simulator:
             is_master = account.master_uid is None
             if api_key is not None and (api_key in self._keys or not api_key):
                 raise ValueError("api_key is empty or already exists")
-            if self._key_count(uid) >= self.options.max_keys_per_uid:
+            if self.key_count(uid) >= self.options.max_keys_per_uid:
                 raise ValueError(f"uid {uid} already holds {self.options.max_keys_per_uid} keys")
             perms = (
                 parse_permissions({g: list(v) for g, v in permissions.items()}, master=is_master)
@@ -245,7 +213,7 @@ class Simulator:
                 else dict(DEFAULT_MASTER_PERMISSIONS if is_master else DEFAULT_SUB_PERMISSIONS)
             )
             try:
-                bound_ips = _parse_ips(list(ips) if ips is not None else None, self.options)
+                bound_ips = parse_ips(list(ips) if ips is not None else None, self.options)
             except BybitError as exc:
                 raise ValueError(exc.ret_msg) from None
             public_key = auth.load_rsa_public_key(rsa_public_key) if rsa_public_key else None
@@ -427,15 +395,13 @@ class Simulator:
 
     def _dispatch(self, request: HttpRequest) -> tuple[HttpReply, int | None, Fault | None]:
         if request.method == "GET" and request.path == "/v5/market/time":
-            now_ms = to_epoch_ms(self.now())
-            result = {"timeSecond": str(now_ms // 1000), "timeNano": str(now_ms * 1_000_000)}
-            return self._envelope(0, "OK", result, now_ms, {}), 0, None
-        route = self._routes.get((request.method, request.path))
+            now = self.now()
+            return self._envelope(0, "OK", market_time(now), to_epoch_ms(now), {}), 0, None
+        route = ROUTES.get((request.method, request.path))
         if route is None:
             now_ms = to_epoch_ms(self.now())
             reply = self._envelope(10017, "route not found", {}, now_ms, {}, status=404)
             return reply, 10017, None
-        handler, master_only = route
         call = _Call()
         applied: Fault | None = None
         burst: Fault | None = None
@@ -444,15 +410,15 @@ class Simulator:
             now_ms = to_epoch_ms(now)
             try:
                 key = self._authenticate(request, now, call)
-                self._require_kind(key, master_only=master_only)
+                self._require_kind(key, master_only=route.master_only)
                 params = _params(request)
                 self._check_permission(key, request.path, params)
                 burst = self.faults.take(FaultKind.RATE_LIMIT, request.path)
                 self._rate_limit(key, request.path, params, now_ms, call, forced=burst is not None)
                 if request.path == "/v5/user/create-sub-api":
                     applied = self.faults.take(FaultKind.TAMPER_PERMISSIONS, request.path)
-                    params["__tamper__"] = applied
-                result = handler(key, params, now)
+                    params[TAMPER_PARAM] = applied
+                result = route.handler(self, key, params, now)
             except BybitError as exc:
                 if exc.ret_code == 10006 and call.decision is not None and burst is not None:
                     applied = burst
@@ -584,226 +550,70 @@ class Simulator:
             return {}
         return self._limiter.peek(call.key.uid, path, limit, now_ms).headers()
 
-    # ------------------------------------------------------------------ endpoints
-    def _create_sub_api(self, key: SimKey, params: JsonObject, now: datetime) -> JsonObject:
-        tamper = params.pop("__tamper__", None)
-        sub = self._own_sub(key, params.get("subuid"), "subuid")
-        read_only = _read_only(params.get("readOnly"), required=True)
-        note = params.get("note", "")
-        if not isinstance(note, str):
-            raise BybitError(10001, "note must be a string")
-        ips = _parse_ips(params.get("ips"), self.options)
-        perms = _required_permissions(params.get("permissions"))
-        if self.options.auto_add_derivatives:
-            perms["Derivatives"] = ("DerivativesTrade",)
-        if self._key_count(sub.uid) >= self.options.max_keys_per_uid:
-            raise BybitError(self.options.key_limit_ret_code, self.options.key_limit_ret_msg)
-        if isinstance(tamper, Fault):
-            perms = _drop_permission(perms, tamper.drop)
+    # ------------------------------------------------------------------ state, for endpoints.py
+    # The handlers in endpoints.py run under self._lock (the pipeline holds it) and reach the
+    # state only through these methods.
+    def account(self, uid: int) -> Account | None:
+        return self._accounts.get(uid)
+
+    def sub_uids_of(self, master_uid: int) -> list[int]:
+        account = self._accounts.get(master_uid)
+        return list(account.sub_uids) if account else []
+
+    def sim_key(self, api_key: str) -> SimKey | None:
+        """The live key itself (mutable, with its secret): for endpoints, never for callers."""
+        return self._keys.get(api_key)
+
+    def sim_keys(self, uid: int) -> list[SimKey]:
+        """The live keys of one account, in creation order."""
+        return [k for k in self._keys.values() if k.uid == uid]
+
+    def key_count(self, uid: int) -> int:
+        return sum(1 for k in self._keys.values() if k.uid == uid)
+
+    def mint_sub_key(
+        self,
+        uid: int,
+        *,
+        note: str,
+        read_only: bool,
+        permissions: PermissionMap,
+        ips: tuple[str, ...],
+        now: datetime,
+    ) -> SimKey:
+        """A new HMAC key of sub `uid`, as create-sub-api makes it (id and secret drawn here)."""
         new = SimKey(
             api_key=self._new_key_id(),
             internal_id=str(next(self._ids)),
-            uid=sub.uid,
+            uid=uid,
             is_master=False,
             secret=self._random(_SECRET_ALPHABET, 36),
             rsa_public_key_pem=None,
             rsa_public_key=None,
             note=note,
-            read_only=bool(read_only),
-            permissions=perms,
+            read_only=read_only,
+            permissions=permissions,
             ips=ips,
             created_at=now,
             lifetime_expires_at=None if ips else lifetime_end(now, self.options),
         )
         self._keys[new.api_key] = new
         self._key_event(KeyEventKind.CREATED, new, Actor.MASTER)
-        return {
-            "id": new.internal_id,
-            "note": new.note,
-            "apiKey": new.api_key,
-            "readOnly": int(new.read_only),
-            "secret": new.secret,
-            "permissions": render_permissions(new.permissions, master=False),
-        }
+        return new
 
-    def _query_api(self, key: SimKey, params: JsonObject, now: datetime) -> JsonObject:
-        del params
-        account = self._accounts[key.uid]
-        return {
-            "id": key.internal_id,
-            "note": key.note,
-            "apiKey": key.api_key,
-            "readOnly": int(key.read_only),
-            "secret": "",
-            "permissions": render_permissions(key.permissions, master=key.is_master),
-            "ips": list(key.ips or ("*",)),
-            "type": 1,
-            "deadlineDay": deadline_day_of(key, now, self.options),
-            "expiredAt": expired_at_text(key),
-            "createdAt": rfc3339(key.created_at),
-            "unified": 0,
-            "uta": 1,
-            "userID": key.uid,
-            "inviterID": 0,
-            "vipLevel": "No VIP",
-            "mktMakerLevel": "0",
-            "affiliateID": 0,
-            "rsaPublicKey": key.rsa_public_key_pem or "",
-            "isMaster": key.is_master,
-            "parentUid": str(account.master_uid or 0),
-            "kycLevel": "LEVEL_DEFAULT",
-            "kycRegion": "",
-            "userIDInt64": str(key.uid),
-            "inviterIDInt64": "0",
-            "affiliateIDInt64": "0",
-        }
+    def rebind(self, key: SimKey, ips: tuple[str, ...], now: datetime) -> None:
+        """Bind `key` to `ips` (() = unbound), with the lifetime rule of ref §5: binding ends
+        the lifetime; unbinding a bound key starts a fresh one from `now`."""
+        was_bound = key.is_ip_bound
+        key.ips = ips
+        if ips:
+            key.lifetime_expires_at = None
+        elif was_bound or self.options.update_unbound_resets_expiry:
+            key.lifetime_expires_at = lifetime_end(now, self.options)
 
-    def _sub_apikeys(self, key: SimKey, params: JsonObject, now: datetime) -> JsonObject:
-        sub = self._own_sub(key, params.get("subMemberId"), "subMemberId")
-        limit = _int_param(params.get("limit"), "limit", default=20, low=1, high=20)
-        cursor = params.get("cursor") or ""
-        if cursor and not cursor.isdigit():
-            raise BybitError(10001, "cursor is invalid")
-        after = int(cursor) if cursor else 0
-        keys = [k for k in self._keys.values() if k.uid == sub.uid and int(k.internal_id) > after]
-        keys.sort(key=lambda k: int(k.internal_id))
-        page, more = keys[:limit], len(keys) > limit
-        items = [
-            {
-                "id": k.internal_id,
-                "ips": list(k.ips or ("*",)),
-                "apiKey": k.api_key,
-                "note": k.note,
-                "status": int(status_of(k, now, self.options)),
-                "expiredAt": expired_at_text(k),
-                "createdAt": rfc3339(k.created_at),
-                "type": 1,
-                "permissions": render_permissions(k.permissions, master=False),
-                "secret": "******",
-                "readOnly": k.read_only,
-                "deadlineDay": deadline_day_of(k, now, self.options),
-                "flag": "rsa" if k.rsa_public_key is not None else "hmac",
-            }
-            for k in page
-        ]
-        return {"result": items, "nextPageCursor": page[-1].internal_id if more else ""}
-
-    def _target_of(self, key: SimKey, params: JsonObject) -> SimKey:
-        """The update/delete-sub-api target: `apikey` for a master; a sub key acts on itself."""
-        apikey = params.get("apikey")
-        if not key.is_master:
-            if apikey is not None:
-                raise BybitError(
-                    self.options.apikey_forbidden_ret_code,
-                    "apikey must not be sent when a sub-account key manages itself",
-                )
-            return key
-        if not isinstance(apikey, str) or not apikey:
-            raise BybitError(10001, "apikey is required when a master key manages a sub key")
-        target = self._keys.get(apikey)
-        own_subs = self._accounts[key.uid].sub_uids
-        if target is None or target.uid not in own_subs:
-            raise BybitError(
-                self.options.unknown_sub_ret_code, "apikey is not a key of a sub-account of yours"
-            )
-        return target
-
-    def _update_sub_api(self, key: SimKey, params: JsonObject, now: datetime) -> JsonObject:
-        target = self._target_of(key, params)
-        reset = self.options.update_omitted == "reset"
-        read_only = _read_only(params.get("readOnly"), required=False)
-        if read_only is None and reset:
-            read_only = 0
-        ips: tuple[str, ...] | None = None
-        if "ips" in params:
-            ips = _parse_ips(params["ips"], self.options)
-        elif reset:
-            ips = ()
-        raw_perms = params.get("permissions")
-        perms = None if raw_perms is None else _required_permissions(raw_perms)
-        if perms is not None and self.options.auto_add_derivatives:
-            perms["Derivatives"] = ("DerivativesTrade",)
-        # validated everything: apply
-        if read_only is not None:
-            target.read_only = bool(read_only)
-        if perms is not None:
-            target.permissions = perms
-        if ips is not None:
-            was_bound = target.is_ip_bound
-            target.ips = ips
-            if ips:
-                target.lifetime_expires_at = None
-            elif was_bound or self.options.update_unbound_resets_expiry:
-                target.lifetime_expires_at = lifetime_end(now, self.options)
-        return {
-            "id": target.internal_id,
-            "note": target.note,
-            "apiKey": target.api_key,
-            "readOnly": int(target.read_only),
-            "secret": "",
-            "permissions": render_permissions(target.permissions, master=False),
-            "ips": list(target.ips or ("*",)),
-        }
-
-    def _delete_sub_api(self, key: SimKey, params: JsonObject, now: datetime) -> JsonObject:
-        del now
-        target = self._target_of(key, params)
-        del self._keys[target.api_key]
-        self._key_event(KeyEventKind.DELETED, target, Actor.MASTER if key.is_master else Actor.SELF)
-        return {}
-
-    def _query_sub_members(self, key: SimKey, params: JsonObject, now: datetime) -> JsonObject:
-        del params, now
-        subs = sorted(self._accounts[key.uid].sub_uids)[:1000]
-        return {"subMembers": [self._member(uid) for uid in subs]}
-
-    def _submembers(self, key: SimKey, params: JsonObject, now: datetime) -> JsonObject:
-        del now
-        size = _int_param(
-            params.get("pageSize"),
-            "pageSize",
-            default=self.options.submembers_default_page_size,
-            low=1,
-            high=100,
-        )
-        cursor = params.get("nextCursor") or "0"
-        if not cursor.isdigit():
-            raise BybitError(10001, "nextCursor is invalid")
-        subs = [u for u in sorted(self._accounts[key.uid].sub_uids) if u > int(cursor)]
-        page, more = subs[:size], len(subs) > size
-        return {
-            "subMembers": [self._member(uid) for uid in page],
-            "nextCursor": str(page[-1]) if more else "0",
-        }
-
-    # ------------------------------------------------------------------ helpers
-    def _member(self, uid: int) -> JsonObject:
-        account = self._accounts[uid]
-        return {
-            "uid": str(uid),
-            "username": account.username,
-            "memberType": 1,
-            "status": 1,
-            "accountMode": 5,
-            "remark": "",
-        }
-
-    def _own_sub(self, key: SimKey, raw: object, name: str) -> Account:
-        if raw is None or raw == "":
-            raise BybitError(10001, f"{name} is required")
-        try:
-            uid = int(str(raw))
-        except ValueError:
-            raise BybitError(10001, f"{name} must be an integer") from None
-        account = self._accounts.get(uid)
-        if account is None or account.master_uid != key.uid:
-            raise BybitError(
-                self.options.unknown_sub_ret_code, f"{name} is not a sub-account of yours"
-            )
-        return account
-
-    def _key_count(self, uid: int) -> int:
-        return sum(1 for k in self._keys.values() if k.uid == uid)
+    def remove_key(self, key: SimKey, kind: KeyEventKind, by: Actor) -> None:
+        del self._keys[key.api_key]
+        self._key_event(kind, key, by)
 
     def _random(self, alphabet: str, length: int) -> str:
         return "".join(self._rng.choice(alphabet) for _ in range(length))
@@ -844,76 +654,6 @@ def _params(request: HttpRequest) -> JsonObject:
     if not isinstance(parsed, dict):
         raise BybitError(10001, "body must be a JSON object")
     return parsed
-
-
-def _read_only(raw: object, *, required: bool) -> int | None:
-    if raw is None:
-        if required:
-            raise BybitError(10001, "readOnly is required")
-        return None
-    if isinstance(raw, bool) or raw not in (0, 1):
-        raise BybitError(10001, "readOnly must be 0 or 1")
-    return 1 if raw == 1 else 0
-
-
-def _int_param(raw: object, name: str, *, default: int, low: int, high: int) -> int:
-    if raw is None or raw == "":
-        return default
-    text = str(raw)
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise BybitError(10001, f"{name} must be an integer from {low} to {high}")
-    return int(text)
-
-
-def _required_permissions(raw: object) -> PermissionMap:
-    try:
-        return parse_permissions(raw)
-    except InvalidPermissionsError as exc:
-        raise BybitError(10001, str(exc)) from None
-
-
-def _drop_permission(perms: PermissionMap, drop: tuple[str, str] | None) -> PermissionMap:
-    """The tamper fault: the same permissions with one value missing."""
-    group, value = drop or (next(iter(sorted(perms))), "")
-    values = perms.get(group, ())
-    if not value and values:
-        value = values[0]
-    out = dict(perms)
-    kept = tuple(v for v in values if v != value)
-    if kept:
-        out[group] = kept
-    else:
-        out.pop(group, None)
-    return out
-
-
-def _parse_ips(raw: object, options: SimulatorOptions) -> tuple[str, ...]:
-    """`ips` as a comma-separated string (preferred) or a list. Omitted or "*" = unbound = ()."""
-    if raw is None:
-        return ()
-    if isinstance(raw, str):
-        items = [part.strip() for part in raw.split(",")]
-    elif isinstance(raw, list) and all(isinstance(x, str) for x in raw):
-        items = [x.strip() for x in raw]
-    else:
-        raise BybitError(10001, "ips must be a comma-separated string")
-    items = [x for x in items if x]
-    if items in ([], ["*"]):
-        return ()
-    if "*" in items:
-        raise BybitError(10001, 'ips: "*" cannot be combined with addresses')
-    for item in items:
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            raise BybitError(10001, f"ips: {item!r} is not an IP address") from None
-    unique = tuple(dict.fromkeys(items))
-    if len(unique) > options.max_ips_per_key:
-        raise BybitError(
-            options.ip_limit_ret_code,
-            f"ips: at most {options.max_ips_per_key} IP addresses per key",
-        )
-    return unique
 
 
 def _ip_allowed(client_ip: str, bound: tuple[str, ...]) -> bool:

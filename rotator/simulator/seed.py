@@ -19,82 +19,165 @@ permissions = { ContractTrade = ["Order", "Position"] }
 created_at = 2026-01-01T00:00:00Z
 ```
 
-Every problem raises `ConfigError` naming the file and the field.
+pydantic validates the file (strict: a string is no number, an integer no boolean); every problem
+raises `ConfigError` naming the file and the field, e.g. `seed.toml: accounts[0].keys[1].uid: ...`.
+The options model is built from `SimulatorOptions` itself, so a new option needs no change here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import tomllib
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+import typing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from rotator.durations import parse_duration
 from rotator.errors import ConfigError
 from rotator.simulator.options import SimulatorOptions
 
-_ACCOUNT_FIELDS = {
-    "uid",
-    "api_key",
-    "api_secret",
-    "rsa_public_key",
-    "sub_uids",
-    "ips",
-    "permissions",
-    "read_only",
-    "created_at",
-    "username",
-    "keys",
-}
-_KEY_FIELDS = {
-    "uid",
-    "api_key",
-    "api_secret",
-    "rsa_public_key",
-    "ips",
-    "permissions",
-    "read_only",
-    "note",
-    "created_at",
-}
-_DURATION_OPTIONS = {"key_lifetime", "expiring_soon", "password_change_grace"}
 _DEFAULTS = SimulatorOptions()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SeedKey:
-    uid: int
-    api_key: str | None
-    api_secret: str | None = field(repr=False)
-    rsa_public_key: str | None
-    ips: list[str] | None
-    permissions: dict[str, list[str]] | None
-    read_only: bool
-    note: str
-    created_at: datetime | None
+class _FieldError(ValueError):
+    """A check across fields that blames one of them: reported at `<model>.<field>`."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SeedAccount:
-    uid: int
-    api_key: str
-    api_secret: str | None = field(repr=False)
-    rsa_public_key: str | None
-    sub_uids: list[int]
-    ips: list[str] | None
-    permissions: dict[str, list[str]] | None
-    read_only: bool
-    created_at: datetime | None
-    username: str | None
-    keys: list[SeedKey]
+def _duration(value: object) -> timedelta:
+    if not isinstance(value, str):
+        msg = 'write a duration like "90d"'
+        raise ValueError(msg)  # noqa: TRY004 -- pydantic turns ValueError into a located error
+    return parse_duration(value)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Seed:
+def _rate_limits(value: object) -> object:
+    if not isinstance(value, dict) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value.values()
+    ):
+        msg = "a table of path = positive integer"
+        raise ValueError(msg)
+    return {**_DEFAULTS.rate_limits, **value}
+
+
+def _option_field(name: str, annotation: Any) -> tuple[Any, Any]:
+    if annotation is timedelta:
+        return Annotated[timedelta, BeforeValidator(_duration)], getattr(_DEFAULTS, name)
+    if name == "rate_limits":
+        return Annotated[dict[str, int], BeforeValidator(_rate_limits)], _DEFAULTS.rate_limits
+    return annotation, getattr(_DEFAULTS, name)
+
+
+_OPTION_FIELDS: dict[str, Any] = {
+    name: _option_field(name, hint)
+    for name, hint in typing.get_type_hints(SimulatorOptions).items()
+    if name in {f.name for f in dataclasses.fields(SimulatorOptions)}
+}
+_OptionsModel = create_model(
+    "SeedOptions", __config__=ConfigDict(extra="forbid", strict=True), **_OPTION_FIELDS
+)
+"""Every `SimulatorOptions` field, typed as the dataclass types it; durations as "90d" text."""
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+def _in_utc(when: datetime | None) -> datetime | None:
+    return None if when is None else when.astimezone(UTC)
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _secret_pair(
+    secret: str | None, rsa: str | None, *, required: bool
+) -> tuple[str | None, str | None]:
+    if secret is not None and rsa is not None:
+        raise _FieldError(None, "give api_secret or rsa_public_key, not both")
+    if required and secret is None and rsa is None:
+        raise _FieldError("api_secret", "required (or rsa_public_key, a PEM public key)")
+    return secret, rsa
+
+
+class SeedKey(_Table):
+    """A key that already exists on an account (made earlier in the web UI)."""
+
+    uid: PositiveInt
+    api_key: NonEmpty | None = None
+    """None: the simulator makes up an id (and an HMAC secret)."""
+    api_secret: NonEmpty | None = Field(default=None, repr=False)
+    rsa_public_key: NonEmpty | None = None
+    ips: list[str] | None = None
+    permissions: dict[str, list[str]] | None = None
+    read_only: bool = False
+    note: str = ""
+    created_at: AwareDatetime | None = None
+    """A TOML datetime with an offset, e.g. 2026-01-01T00:00:00Z; kept in UTC."""
+
+    _utc = field_validator("created_at")(_in_utc)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Self:
+        _secret_pair(self.api_secret, self.rsa_public_key, required=self.api_key is not None)
+        return self
+
+
+class SeedAccount(_Table):
+    """A master account, its master key and its sub-accounts."""
+
+    uid: PositiveInt
+    api_key: NonEmpty
+    api_secret: NonEmpty | None = Field(default=None, repr=False)
+    rsa_public_key: NonEmpty | None = None
+    sub_uids: list[PositiveInt] = []
+    ips: list[str] | None = None
+    """None leaves the master key unbound: it then expires like any unbound key."""
+    permissions: dict[str, list[str]] | None = None
+    read_only: bool = False
+    created_at: AwareDatetime | None = None
+    username: str | None = None
+    keys: list[SeedKey] = []
+
+    _utc = field_validator("created_at")(_in_utc)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Self:
+        _secret_pair(self.api_secret, self.rsa_public_key, required=True)
+        return self
+
+
+class _SeedFile(_Table):
+    options: object = None
+    """Checked by `_OptionsModel` (built at run time, so not a field type here)."""
+    accounts: Annotated[list[SeedAccount], Field(min_length=1)]
+
+
+class Seed(BaseModel):
+    """A loaded seed: the file it came from, the option overrides and the accounts."""
+
+    model_config = ConfigDict(frozen=True)
+
     path: Path
-    options: dict[str, Any]  # SimulatorOptions overrides
+    options: dict[str, Any]
+    """`SimulatorOptions` overrides: only the options the file sets."""
     accounts: list[SeedAccount]
 
     def simulator_options(self, **overrides: Any) -> SimulatorOptions:
@@ -110,16 +193,23 @@ def load_seed(path: Path) -> Seed:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    where = str(path)
-    unknown = set(data) - {"accounts", "options"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown top-level field(s) {sorted(unknown)}")
-    options = _options(data.get("options", {}), where)
-    raw_accounts = data.get("accounts")
-    if not isinstance(raw_accounts, list) or not raw_accounts:
-        raise ConfigError(f"{where}: accounts: at least one [[accounts]] table is required")
-    accounts = [_account(raw, f"{where}: accounts[{i}]") for i, raw in enumerate(raw_accounts)]
-    return Seed(path=path, options=options, accounts=accounts)
+    problems: list[str] = []
+    try:
+        parsed = _SeedFile.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_describe(exc, path))
+    try:
+        raw_options = data.get("options", {})
+        options = _OptionsModel.model_validate(raw_options).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        problems.extend(_describe(exc, path, under=("options",)))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    try:
+        SimulatorOptions(**options)
+    except TypeError as exc:  # pragma: no cover -- the model mirrors the dataclass
+        raise ConfigError(f"{path}: options: {exc}") from None
+    return Seed(path=path, options=options, accounts=parsed.accounts)
 
 
 def apply_seed(seed: Seed, simulator: Any) -> None:
@@ -158,167 +248,44 @@ def apply_seed(seed: Seed, simulator: Any) -> None:
                 raise ConfigError(f"{where}.keys[{k}]: {exc}") from None
 
 
-def _options(raw: object, where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: options must be a table")
-    known = {f.name for f in dataclasses.fields(SimulatorOptions)}
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        at = f"{where}: options.{name}"
-        if name not in known:
-            raise ConfigError(f"{at}: unknown option (see docs/simulator.md)")
-        out[name] = _option(name, value, at)
-    try:
-        SimulatorOptions(**out)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: options: {exc}") from None
+def _describe(exc: ValidationError, path: Path, under: tuple[str, ...] = ()) -> list[str]:
+    """One line per problem: `<file>: <field path>: <what is wrong>` (never the value itself,
+    which may be a secret)."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = (*under, *err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, _FieldError) and inner.field is not None:
+            loc = (*loc, inner.field)
+        if err["type"] == "extra_forbidden":
+            message = _unknown(loc)
+        elif err["type"] == "missing":
+            message = "required"
+        elif err["type"] == "timezone_aware":
+            message = "a TOML datetime with offset, e.g. 2026-01-01T00:00:00Z"
+        if loc == ("accounts",) and err["type"] in {"missing", "too_short"}:
+            message = "at least one [[accounts]] table is required"
+        lines.append(f"{path}: {_format_loc(loc) or '(top level)'}: {message}")
+    return lines
+
+
+def _unknown(loc: tuple[str | int, ...]) -> str:
+    if loc[:1] == ("options",):
+        return "unknown option (see docs/simulator.md)"
+    model: type[BaseModel] = _SeedFile
+    if "keys" in loc[:-1]:
+        model = SeedKey
+    elif "accounts" in loc[:-1]:
+        model = SeedAccount
+    return f"unknown field; known: {sorted(model.model_fields)}"
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + part
     return out
 
 
-def _option(name: str, value: object, at: str) -> Any:
-    current = getattr(_DEFAULTS, name)
-    if name in _DURATION_OPTIONS:
-        if not isinstance(value, str):
-            raise ConfigError(f'{at}: write a duration like "90d"')
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise ConfigError(f"{at}: {exc}") from None
-    if name == "rate_limits":
-        if not isinstance(value, dict) or not all(_is_int(v) for v in value.values()):
-            raise ConfigError(f"{at}: a table of path = positive integer")
-        return {**current, **value}
-    if current is None:  # int | None or str | None
-        if not isinstance(value, int | str) or isinstance(value, bool):
-            raise ConfigError(f"{at}: an integer or a string")
-        return value
-    if type(value) is not type(current) and not (isinstance(current, float) and type(value) is int):
-        raise ConfigError(f"{at}: expected {type(current).__name__}, got {value!r}")
-    return value
-
-
-def _account(raw: object, where: str) -> SeedAccount:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a table")
-    _no_unknown(raw, _ACCOUNT_FIELDS, where)
-    api_key = raw.get("api_key")
-    if not isinstance(api_key, str) or not api_key:
-        raise ConfigError(f"{where}.api_key: required, a non-empty string")
-    secret, rsa = _secret(raw, where, required=True)
-    sub_uids = raw.get("sub_uids", [])
-    if not isinstance(sub_uids, list) or not all(_is_int(u) for u in sub_uids):
-        raise ConfigError(f"{where}.sub_uids: a list of integer UIDs")
-    keys_raw = raw.get("keys", [])
-    if not isinstance(keys_raw, list):
-        raise ConfigError(f"{where}.keys: an array of tables ([[accounts.keys]])")
-    username = raw.get("username")
-    if username is not None and not isinstance(username, str):
-        raise ConfigError(f"{where}.username: a string")
-    return SeedAccount(
-        uid=_uid(raw, where),
-        api_key=api_key,
-        api_secret=secret,
-        rsa_public_key=rsa,
-        sub_uids=list(sub_uids),
-        ips=_ips(raw, where),
-        permissions=_perms(raw, where),
-        read_only=_bool(raw, "read_only", where),
-        created_at=_when(raw, where),
-        username=username,
-        keys=[_key(k, f"{where}.keys[{i}]") for i, k in enumerate(keys_raw)],
-    )
-
-
-def _key(raw: object, where: str) -> SeedKey:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: must be a table")
-    _no_unknown(raw, _KEY_FIELDS, where)
-    api_key = raw.get("api_key")
-    if api_key is not None and (not isinstance(api_key, str) or not api_key):
-        raise ConfigError(f"{where}.api_key: a non-empty string")
-    secret, rsa = _secret(raw, where, required=api_key is not None)
-    note = raw.get("note", "")
-    if not isinstance(note, str):
-        raise ConfigError(f"{where}.note: a string")
-    return SeedKey(
-        uid=_uid(raw, where),
-        api_key=api_key,
-        api_secret=secret,
-        rsa_public_key=rsa,
-        ips=_ips(raw, where),
-        permissions=_perms(raw, where),
-        read_only=_bool(raw, "read_only", where),
-        note=note,
-        created_at=_when(raw, where),
-    )
-
-
-def _no_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _uid(raw: dict[str, Any], where: str) -> int:
-    uid = raw.get("uid")
-    if not _is_int(uid):
-        raise ConfigError(f"{where}.uid: required, a positive integer")
-    assert isinstance(uid, int)  # noqa: S101 -- narrowing for mypy; _is_int checked it
-    return uid
-
-
-def _secret(raw: dict[str, Any], where: str, *, required: bool) -> tuple[str | None, str | None]:
-    secret, rsa = raw.get("api_secret"), raw.get("rsa_public_key")
-    if secret is not None and rsa is not None:
-        raise ConfigError(f"{where}: give api_secret or rsa_public_key, not both")
-    if required and secret is None and rsa is None:
-        raise ConfigError(f"{where}.api_secret: required (or rsa_public_key, a PEM public key)")
-    for name, value in (("api_secret", secret), ("rsa_public_key", rsa)):
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ConfigError(f"{where}.{name}: a non-empty string")
-    return secret, rsa
-
-
-def _ips(raw: dict[str, Any], where: str) -> list[str] | None:
-    ips = raw.get("ips")
-    if ips is None:
-        return None
-    if not isinstance(ips, list) or not all(isinstance(i, str) for i in ips):
-        raise ConfigError(f'{where}.ips: a list of addresses, e.g. ["127.0.0.1"]')
-    return list(ips)
-
-
-def _perms(raw: dict[str, Any], where: str) -> dict[str, list[str]] | None:
-    perms = raw.get("permissions")
-    if perms is None:
-        return None
-    if not isinstance(perms, dict) or not all(
-        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in perms.values()
-    ):
-        raise ConfigError(f'{where}.permissions: a table of group = ["Value", ...]')
-    return {str(g): list(v) for g, v in perms.items()}
-
-
-def _bool(raw: dict[str, Any], name: str, where: str) -> bool:
-    value = raw.get(name, False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}.{name}: true or false")
-    return value
-
-
-def _when(raw: dict[str, Any], where: str) -> datetime | None:
-    value = raw.get("created_at")
-    if value is None:
-        return None
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ConfigError(
-            f"{where}.created_at: a TOML datetime with offset, e.g. 2026-01-01T00:00:00Z"
-        )
-    return value.astimezone(UTC)
-
-
-__all__ = ["Seed", "apply_seed", "load_seed"]
+__all__ = ["Seed", "SeedAccount", "SeedKey", "apply_seed", "load_seed"]
