@@ -12,9 +12,16 @@ from datetime import timedelta
 from typing import Any
 
 from rotator.clock import ManualClock
-from rotator.model import Credentials, KeySpec, Secret, normalize_permissions
+from rotator.model import (
+    Credentials,
+    KeySpec,
+    ManagedAccount,
+    ManagedKey,
+    Secret,
+    normalize_permissions,
+)
 from rotator.policy import RotationPolicy
-from rotator.rotation import Engine, ManagedAccount, ManagedKey
+from rotator.rotation import Engine
 from rotator.state import parse_note
 from rotator.testing import MemoryExchange, MemoryStore
 
