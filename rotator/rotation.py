@@ -76,6 +76,7 @@ from rotator.policy import (
     renewal_moment,
 )
 from rotator.ports import Authority, Exchange, HandOff, KeyStore, NoHandOff, SoleActor
+from rotator.progress import Observer, Progress, ProgressKind, ignore, shield
 from rotator.state import AccountState, KeyRef, KeyState, PendingKey, Rotation, Step, parse_note
 
 log = structlog.get_logger(__name__)
@@ -221,6 +222,7 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         should_stop: Callable[[], bool] | None = None,
         authorities: Mapping[str, Authority] | None = None,
+        observer: Observer = ignore,
     ) -> None:
         self.exchange = exchange
         self.store = store
@@ -238,6 +240,7 @@ class Engine:
         # The last (state, version) this engine read or wrote per key: a failure is recorded
         # with check-and-set on it, so it can never overwrite another writer's record.
         self._last: dict[str, tuple[KeyState, int]] = {}
+        self._observer = shield(observer)  # told of each milestone (rotator/progress.py)
 
     def master_credentials(self, account: str) -> Credentials:
         """The account's master key from Vault (the daemon lists its sub-accounts with it)."""
@@ -581,6 +584,15 @@ class Engine:
                 rotation_id=orphan.rotation_id,
                 key=orphan.key_name,
             )
+            self._observer(
+                Progress(
+                    kind=ProgressKind.ORPHAN_DELETED,
+                    key=orphan.key_name,
+                    account=ctx.account.name,
+                    rotation_id=orphan.rotation_id,
+                    key_fp=fingerprint(orphan.key_id),
+                )
+            )
         return tuple(deleted)
 
     def _clock_offset(self) -> timedelta:
@@ -720,6 +732,15 @@ class Engine:
                 )
                 self._write(key, state.with_rotation(rotation), version)
                 log.info("rotation.planned", rotation_id=rotation.id, reason=reason)
+                self._observer(
+                    Progress(
+                        kind=ProgressKind.PLANNED,
+                        key=key.name,
+                        account=key.account,
+                        rotation_id=rotation.id,
+                        reason=reason,
+                    )
+                )
                 continue
 
             # -------- a rotation is in flight
@@ -770,6 +791,15 @@ class Engine:
             ) from None
         except StoreConflict:
             log.info("rotation.step.conflict", step=rot.step.value, action="backing off")
+            self._observer(
+                Progress(
+                    kind=ProgressKind.CONFLICT,
+                    key=key.name,
+                    account=key.account,
+                    step=rot.step.value,
+                    rotation_id=rot.id,
+                )
+            )
             raise _Stop(
                 self._inflight_report(
                     key,
@@ -971,6 +1001,15 @@ class Engine:
                     key_fp=fingerprint(item.key_id),
                     rotation_id=tag.rotation_id if tag else None,
                 )
+                self._observer(
+                    Progress(
+                        kind=ProgressKind.ORPHAN_DELETED,
+                        key=key.name,
+                        account=key.account,
+                        rotation_id=tag.rotation_id if tag else None,
+                        key_fp=fingerprint(item.key_id),
+                    )
+                )
             else:
                 remaining.append(item)
         if len(remaining) >= MAX_KEYS_PER_ACCOUNT:
@@ -986,6 +1025,15 @@ class Engine:
             key_id=created.key_id, secret=created.secret, created_at=self.clock.now()
         )
         log.info("rotation.key_created", rotation_id=rot.id, key_fp=fingerprint(created.key_id))
+        self._observer(
+            Progress(
+                kind=ProgressKind.KEY_CREATED,
+                key=key.name,
+                account=key.account,
+                rotation_id=rot.id,
+                key_fp=fingerprint(created.key_id),
+            )
+        )
         listed = tuple(remaining)
         new_state = state.with_rotation(
             replace(
@@ -1037,6 +1085,14 @@ class Engine:
         try:
             if self._guarded_delete(ctx, key, key_id, why="unstored secret", strict=False):
                 log.warning("rotation.unstored_key_deleted", key_fp=fingerprint(key_id))
+                self._observer(
+                    Progress(
+                        kind=ProgressKind.ROLLED_BACK,
+                        key=key.name,
+                        account=key.account,
+                        key_fp=fingerprint(key_id),
+                    )
+                )
         except RotatorError as exc:
             # Its note still carries the rotation id: the next create step sweeps it.
             log.error(
@@ -1119,6 +1175,16 @@ class Engine:
                     "verified and promoted it meanwhile; this process stands down"
                 )
             log.error("rotation.verify_failed", error=problem.message, action="new key deleted")
+            self._observer(
+                Progress(
+                    kind=ProgressKind.VERIFY_FAILED,
+                    key=key.name,
+                    account=key.account,
+                    rotation_id=rot.id,
+                    key_fp=fingerprint(pending.key_id),
+                    detail=problem.message,
+                )
+            )
             back = state.with_rotation(replace(rot, step=Step.PLANNED, pending=None))
             version = self._write(key, back, version)
             self._destroy_secret_versions(key, rot.secret_since, version)
@@ -1139,6 +1205,15 @@ class Engine:
             version,
         )
         log.info("rotation.verified", rotation_id=rot.id, key_fp=fingerprint(pending.key_id))
+        self._observer(
+            Progress(
+                kind=ProgressKind.VERIFIED,
+                key=key.name,
+                account=key.account,
+                rotation_id=rot.id,
+                key_fp=fingerprint(pending.key_id),
+            )
+        )
 
     def _promote(self, key: ManagedKey, state: KeyState, version: int) -> None:
         rot = state.rotation
@@ -1172,6 +1247,16 @@ class Engine:
             rotation_id=rot.id,
             key_fp=fingerprint(pending.key_id),
             vault_version=consumer_version,
+        )
+        self._observer(
+            Progress(
+                kind=ProgressKind.PROMOTED,
+                key=key.name,
+                account=key.account,
+                rotation_id=rot.id,
+                key_fp=fingerprint(pending.key_id),
+                vault_version=consumer_version,
+            )
         )
 
     def _destroy_secret_versions(self, key: ManagedKey, since: int | None, upto: int) -> None:
@@ -1208,6 +1293,15 @@ class Engine:
                 error=exc.message,
                 action="old key expired before hand-off succeeded; revoking it anyway",
             )
+            self._observer(
+                Progress(
+                    kind=ProgressKind.HANDOFF_FORCED,
+                    key=key.name,
+                    account=key.account,
+                    rotation_id=rot.id,
+                    detail=exc.message,
+                )
+            )
         rot = state.rotation
         assert rot is not None  # noqa: S101
         until = grace_end(self.clock.now(), previous.expires_at if previous else None, key.policy)
@@ -1233,6 +1327,15 @@ class Engine:
             version,
         )
         log.info("rotation.handed_off", rotation_id=rot.id, revoke_after=until.isoformat())
+        self._observer(
+            Progress(
+                kind=ProgressKind.HANDED_OFF,
+                key=key.name,
+                account=key.account,
+                rotation_id=rot.id,
+                at=until,
+            )
+        )
 
     def _ack_arrived(self, key: ManagedKey, state: KeyState) -> bool:
         """The bot wrote the NEW key's id to the key's ack record (and it is not recorded yet)."""
@@ -1324,6 +1427,17 @@ class Engine:
             old_key_fp=fingerprint(previous.key_id) if previous else None,
             duration_s=round((self.clock.now() - rot.started_at).total_seconds(), 3),
         )
+        self._observer(
+            Progress(
+                kind=ProgressKind.COMPLETED,
+                key=key.name,
+                account=key.account,
+                rotation_id=rot.id,
+                reason=rot.reason,
+                key_fp=fingerprint(state.active.key_id) if state.active else None,
+                old_key_fp=fingerprint(previous.key_id) if previous else None,
+            )
+        )
 
     # ================================================================== records
     def _write(self, key: ManagedKey, state: KeyState, version: int) -> int:
@@ -1395,6 +1509,17 @@ class Engine:
             retry_at=state.rotation.next_try.isoformat()
             if state.rotation and state.rotation.next_try
             else None,
+        )
+        self._observer(
+            Progress(
+                kind=ProgressKind.STEP_FAILED,
+                key=key.name,
+                account=key.account,
+                step=rot.step.value if rot else None,
+                rotation_id=rot.id if rot else None,
+                at=state.rotation.next_try if state.rotation else None,
+                detail=exc.message,
+            )
         )
         report = self._inflight_report(key, state, expiry, now, attempted=True)
         return replace(report, failure=failure)
