@@ -4,13 +4,14 @@ commands print the same steps (rotator/progress.py, rotator/cli/progress.py)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
+import rotator.cli.password_changed  # loads every module the command logs from
+import rotator.cli.rotate  # noqa: F401 (loads every module the command logs from)
 import structlog
 from cli_env import ALPHA_PERMS, Cli, toml_key
-from rotator import rotation
-from rotator.adapters import hooks
 from rotator.cli.progress import progress_line
 from rotator.progress import Progress, ProgressKind
 
@@ -39,18 +40,22 @@ class _Silent:
         return None
 
 
-def _steps(stdout: str, prefix: str = "  ") -> list[str]:
-    return [
-        line.removeprefix(prefix).split()[0] for line in stdout.splitlines() if line[:2] == "  "
-    ]
+def _replace_every_logger(monkeypatch: pytest.MonkeyPatch, fake: object) -> None:
+    """Every rotator module's `log`: wherever the engine's steps live, none logs as before."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("rotator.") and hasattr(module, "log"):
+            monkeypatch.setattr(module, "log", fake)
+
+
+def _steps(stdout: str) -> list[str]:
+    return [line.split()[0] for line in stdout.splitlines() if line.startswith("  ")]
 
 
 @pytest.mark.parametrize("logger", ["renamed", "silent"])
 def test_rotate_prints_every_step_whatever_the_logs(cli: Cli, monkeypatch, logger: str):
     """Each step of a first rotation and the file hook's line, with -v showing (renamed) logs."""
     fake = _Renamed() if logger == "renamed" else _Silent()
-    monkeypatch.setattr(rotation, "log", fake)
-    monkeypatch.setattr(hooks, "log", fake)
+    _replace_every_logger(monkeypatch, fake)
     target = cli.tmp / "alpha.env"
     keys = toml_key("alpha", 2001, ALPHA_PERMS, f'[[keys.hooks]]\ntype = "file"\npath = "{target}"')
     result = cli.run("rotate", "alpha", "-v", config=cli.config(keys=keys))
@@ -64,7 +69,7 @@ def test_rotate_prints_every_step_whatever_the_logs(cli: Cli, monkeypatch, logge
 
 def test_password_changed_prints_each_keys_steps_with_logging_off(cli: Cli, monkeypatch):
     """--rotate-now: each key's lines, named by key, with the engine not logging at all."""
-    monkeypatch.setattr(rotation, "log", _Silent())
+    _replace_every_logger(monkeypatch, _Silent())
     result = cli.run("password-changed", "--account", "main", "--rotate-now")
     assert result.exit_code == 0, result.output
     lines = [line.strip() for line in result.stdout.splitlines() if line[:2] == "  "]
