@@ -68,8 +68,23 @@ def redact(
 Format = Literal["auto", "json", "console"]
 
 
-def configure(level: str = "info", fmt: Format = "auto", stream: Any = None) -> None:
-    """Configure structlog and the stdlib root logger once, at program start."""
+def configure(
+    level: str = "info",
+    fmt: Format = "auto",
+    stream: Any = None,
+    *,
+    cache_loggers: bool | None = None,
+) -> None:
+    """Configure structlog and the stdlib root logger once, at program start.
+
+    Level, format and stream live in the stdlib handler, so configuring again (a SIGHUP reload)
+    reaches every logger, cached or not. `cache_loggers=True` (`rotator run`) lets each logger
+    assemble itself once instead of at every call: safe in a process that configures only here
+    and never swaps structlog's processors afterwards (nothing in the product does: progress goes
+    to an observer, rotator/progress.py). A process that runs many commands and captures logs
+    (the test suite: `capture_logs`, `reset_defaults`) must not cache, which is why it is not
+    the default. None keeps the current setting.
+    """
     out = stream if stream is not None else sys.stdout
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     shared: list[Any] = [
@@ -94,7 +109,11 @@ def configure(level: str = "info", fmt: Format = "auto", stream: Any = None) -> 
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=(
+            structlog.get_config()["cache_logger_on_first_use"]
+            if cache_loggers is None
+            else cache_loggers
+        ),
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

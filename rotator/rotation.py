@@ -60,6 +60,7 @@ from rotator.model import (
 )
 from rotator.password_change import signalled_by_master
 from rotator.ports import Authority, Exchange, HandOff, KeyStore, NoHandOff, SoleActor
+from rotator.progress import Observer, ignore, shield
 from rotator.state import AccountState
 
 log = structlog.get_logger(__name__)
@@ -83,6 +84,7 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         should_stop: Callable[[], bool] | None = None,
         authorities: Mapping[str, Authority] | None = None,
+        observer: Observer = ignore,
     ) -> None:
         self.exchange = exchange
         self.store = store
@@ -99,6 +101,7 @@ class Engine:
         self.authorities: dict[str, Authority] = dict(authorities or {})
         # The last (state, version) this engine read or wrote per key.
         self._records = StateRecords()
+        self._observer = shield(observer)  # told of each milestone (rotator/progress.py)
 
     def master_credentials(self, account: str) -> Credentials:
         """The account's master key from Vault (the daemon lists its sub-accounts with it)."""
@@ -118,6 +121,7 @@ class Engine:
             records=self._records,
             owner=self.owner,
             sleep=self._sleep,
+            observer=self._observer,
         )
 
     # ================================================================== public

@@ -11,6 +11,7 @@ from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config, managed_accounts, managed_keys
 from rotator.ports import HandOff
+from rotator.progress import Observer, ignore
 from rotator.rotation import Engine
 
 
@@ -34,8 +35,10 @@ def build(
     owner: str | None = None,
     on_vault_error: Callable[[str], None] | None = None,
     on_bybit_request: Callable[[RequestObservation], None] | None = None,
+    observer: Observer = ignore,
 ) -> Runtime:
-    """Wire Vault, Bybit and the engine. Nothing is contacted until first use."""
+    """Wire Vault, Bybit and the engine (which tells `observer` of its progress). Nothing is
+    contacted until first use."""
     clock = clock or SystemClock()
     store = VaultStore.from_config(cfg.vault, clock=clock, on_error=on_vault_error)
     exchange = BybitClient(
@@ -54,5 +57,6 @@ def build(
         keys=managed_keys(cfg),
         handoff=handoff,
         owner=owner or socket.gethostname(),
+        observer=observer,
     )
     return Runtime(config=cfg, clock=clock, store=store, exchange=exchange, engine=engine)

@@ -18,8 +18,10 @@ Every hook is idempotent: a retry writes the same file, runs the command again, 
   key id or the secret. A non-2xx answer fails the hand-off. The URL is checked (http/https, a
   host) before anything is sent, and never quoted in a message: it may carry a token.
 
-Any exception a hook raises is a hand-off failure (`HandOffFailed`, counted by `on_failure`), except
-`LeaseLost`: another actor hands off, which is not a hook failure.
+Any exception a hook raises is a hand-off failure (`HandOffFailed`), except `LeaseLost`: another
+actor hands off, which is not a hook failure. Each hook's success or failure goes to the observer
+(rotator/progress.py: HOOK_RAN, HOOK_FAILED); `rotator rotate` prints them, the daemon counts the
+failures.
 
 - config_file: sets the key and secret inside the bot's own JSON/YAML/TOML config
   (rotator/adapters/bot_config.py).
@@ -63,6 +65,7 @@ from rotator.config import (
 from rotator.errors import HandOffFailed, LeaseLost
 from rotator.model import Secret, fingerprint
 from rotator.ports import Fence, no_fence
+from rotator.progress import Observer, Progress, ProgressKind, fan_out, ignore
 
 log = structlog.get_logger(__name__)
 
@@ -136,7 +139,10 @@ class Hook(Protocol):
         """file, command, webhook, config_file: label `hook` of rotator_handoff_failures_total."""
         ...
 
-    def run(self, key_name: str, record: Mapping[str, Any], context: HookContext) -> None: ...
+    def run(self, key_name: str, record: Mapping[str, Any], context: HookContext) -> str | None:
+        """Hand the record over; returns what was done, for progress ("file /x written"), or
+        None. Raises HandOffFailed."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +239,7 @@ class FileHandOff:
     hook: FileHook
     kind: str = "file"
 
-    def run(self, key_name: str, record: Mapping[str, Any], context: HookContext) -> None:
+    def run(self, key_name: str, record: Mapping[str, Any], context: HookContext) -> str:
         del context
         text = render_env(record, self.hook) if self.hook.format == "env" else render_json(record)
         try:
@@ -256,6 +262,7 @@ class FileHandOff:
             format=self.hook.format,
             mode=oct(self.hook.mode),
         )
+        return f"file {self.hook.path} written"
 
 
 # ---------------------------------------------------------------------------------- command
@@ -282,7 +289,7 @@ class CommandHandOff:
         # Belt and braces: nothing inherited may carry the key or its secret.
         return {k: v for k, v in env.items() if api_secret not in v and api_key not in v}
 
-    def run(self, key_name: str, record: Mapping[str, Any], context: HookContext) -> None:
+    def run(self, key_name: str, record: Mapping[str, Any], context: HookContext) -> str:
         argv = list(self.hook.argv)
         timeout = self.hook.timeout.total_seconds()
         try:
@@ -318,6 +325,7 @@ class CommandHandOff:
             )
             raise HandOffFailed(f"command hook {argv[0]!r} exited with {proc.returncode}")
         log.info("handoff.command_ran", key=key_name, command=argv[0], exit_code=0)
+        return f"command {argv[0]} ran (exit 0)"
 
     @staticmethod
     def _wait(proc: subprocess.Popen[bytes], program: str, timeout: float) -> bytes:
@@ -400,7 +408,7 @@ class WebhookHandOff:
             "vault_path": context.vault_path,
         }
 
-    def run(self, key_name: str, record: Mapping[str, Any], context: HookContext) -> None:
+    def run(self, key_name: str, record: Mapping[str, Any], context: HookContext) -> str:
         url = self.url()
         host = urlsplit(url.reveal()).hostname or "?"
         try:
@@ -417,11 +425,16 @@ class WebhookHandOff:
         if not 200 <= response.status_code < 300:
             raise HandOffFailed(f"webhook hook to {host} answered HTTP {response.status_code}")
         log.info("handoff.webhook_sent", key=key_name, host=host, http_status=response.status_code)
+        return f"webhook to {host} answered HTTP {response.status_code}"
 
 
 # ---------------------------------------------------------------------------------- chains
 class HookChains:
-    """The HandOff port for the whole config: each key's hooks, in config order."""
+    """The HandOff port for the whole config: each key's hooks, in config order.
+
+    `observer` hears of each hook's outcome (HOOK_RAN, HOOK_FAILED); `on_failure(key name, hook
+    kind)` is a shorthand for an observer of the failures only.
+    """
 
     def __init__(
         self,
@@ -429,26 +442,27 @@ class HookChains:
         contexts: Mapping[str, HookContext],
         *,
         on_failure: Callable[[str, str], None] | None = None,
+        observer: Observer = ignore,
     ) -> None:
         self.chains = dict(chains)
         self.contexts = dict(contexts)
-        self._on_failure = on_failure
+        self._observer = fan_out(observer, _failures_only(on_failure))
 
     def deliver(self, key_name: str, record: dict[str, Any], *, fence: Fence = no_fence) -> None:
         hooks = self.chains.get(key_name, ())
         if not hooks:
             return
-        api_key, api_secret = _credentials(record)
+        _, api_secret = _credentials(record)
         Secret(api_secret)  # registers the value with the log redactor, if read back from Vault
         context = self.contexts[key_name]
         for index, hook in enumerate(hooks):
             fence()  # LeaseLost passes through: another actor hands off, not a hook failure
             try:
-                hook.run(key_name, record, context)
+                done = hook.run(key_name, record, context)
             except LeaseLost:
                 raise
             except HandOffFailed as exc:
-                self._failed(key_name, hook, index, api_key, exc)
+                self._failed(key_name, record, hook, index, exc)
                 raise
             except Exception as exc:  # noqa: BLE001 (every hook failure is a hand-off failure)
                 # A bug or a setting no check caught: still a hand-off failure (recorded, counted,
@@ -457,12 +471,23 @@ class HookChains:
                     f"{hook.kind} hook {index + 1} raised {type(exc).__name__}; run "
                     "`rotator check` and see the hook's settings"
                 )
-                self._failed(key_name, hook, index, api_key, failure)
+                self._failed(key_name, record, hook, index, failure)
                 raise failure from None
+            self._observer(
+                Progress(
+                    kind=ProgressKind.HOOK_RAN,
+                    key=key_name,
+                    account=_account(record),
+                    hook=hook.kind,
+                    hook_number=index + 1,
+                    detail=done,
+                )
+            )
 
     def _failed(
-        self, key_name: str, hook: Hook, index: int, api_key: str, exc: HandOffFailed
+        self, key_name: str, record: Mapping[str, Any], hook: Hook, index: int, exc: HandOffFailed
     ) -> None:
+        api_key, _ = _credentials(record)
         log.warning(
             "handoff.hook_failed",
             key=key_name,
@@ -471,8 +496,33 @@ class HookChains:
             key_fp=fingerprint(api_key),
             error=exc.message,
         )
-        if self._on_failure is not None:
-            self._on_failure(key_name, hook.kind)
+        self._observer(
+            Progress(
+                kind=ProgressKind.HOOK_FAILED,
+                key=key_name,
+                account=_account(record),
+                key_fp=fingerprint(api_key),
+                hook=hook.kind,
+                hook_number=index + 1,
+                detail=exc.message,
+            )
+        )
+
+
+def _failures_only(on_failure: Callable[[str, str], None] | None) -> Observer:
+    if on_failure is None:
+        return ignore
+
+    def failed(event: Progress) -> None:
+        if event.kind is ProgressKind.HOOK_FAILED and event.key is not None:
+            on_failure(event.key, event.hook or "?")
+
+    return failed
+
+
+def _account(record: Mapping[str, Any]) -> str | None:
+    account = record.get("account")
+    return account if isinstance(account, str) else None
 
 
 def build_hooks(
@@ -480,6 +530,7 @@ def build_hooks(
     *,
     env: Mapping[str, str] | None = None,
     on_failure: Callable[[str, str], None] | None = None,
+    observer: Observer = ignore,
 ) -> HookChains:
     chains: dict[str, list[Hook]] = {}
     contexts: dict[str, HookContext] = {}
@@ -498,7 +549,7 @@ def build_hooks(
                 hooks.append(WebhookHandOff(spec, env))
         chains[key.name] = hooks
         contexts[key.name] = HookContext(vault_path=cfg.vault_path(key), key_file=key_file)
-    return HookChains(chains, contexts, on_failure=on_failure)
+    return HookChains(chains, contexts, on_failure=on_failure, observer=observer)
 
 
 def _credentials(record: Mapping[str, Any]) -> tuple[str, str]:

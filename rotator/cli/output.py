@@ -1,5 +1,6 @@
 """What the operator commands share: the runtime with one-line errors, time in and out, the health
-of a key, tables (rich on a TTY, tab-separated text otherwise) and the steps the engine logs.
+of a key, and tables (rich on a TTY, tab-separated text otherwise). The progress lines of a
+rotation are in rotator/cli/progress.py.
 
 Exit codes (rotator.cli): 0 ok, 1 runtime failure (Vault or Bybit unreachable, a key failing),
 2 bad usage or config.
@@ -13,13 +14,12 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import click
-import structlog
 
 from rotator import logs, wiring
 from rotator.adapters.hooks import build_hooks
@@ -28,6 +28,7 @@ from rotator.config import Config
 from rotator.durations import parse_duration
 from rotator.errors import ConfigError, RotatorError
 from rotator.key_report import AccountReport, KeyReport
+from rotator.progress import Observer, ignore
 
 # ------------------------------------------------------------------------------ errors
 
@@ -66,17 +67,19 @@ def setup_cli_logging(cfg: Config, *, verbose: bool) -> None:
 
 @contextmanager
 def open_runtime(
-    cfg: Config, *, preflight: bool = True, hooks: bool = False
+    cfg: Config, *, preflight: bool = True, hooks: bool = False, observer: Observer = ignore
 ) -> Iterator[wiring.Runtime]:
     """Build the runtime; with `preflight`, first prove Vault and Bybit answer. With `hooks`, the
-    engine hands new keys off through the configured hooks, as the daemon does.
+    engine hands new keys off through the configured hooks, as the daemon does. `observer` hears
+    of the engine's and the hooks' progress (rotator/progress.py).
 
     Any `RotatorError` inside the block ends the command: ConfigError with exit 2, the rest with
     exit 1, each as one line.
     """
     runtime: wiring.Runtime | None = None
     try:
-        runtime = wiring.build(cfg, handoff=build_hooks(cfg) if hooks else None)
+        handoff = build_hooks(cfg, observer=observer) if hooks else None
+        runtime = wiring.build(cfg, handoff=handoff, observer=observer)
         if preflight:
             ping_vault(runtime)
             ping_bybit(runtime)
@@ -295,77 +298,3 @@ def styled(text: str, tag: str) -> str:
         return text
     fg = {"green": "green", "yellow": "yellow", "bold red": "red"}[style]
     return click.style(text, fg=fg, bold=style.startswith("bold"))
-
-
-# ------------------------------------------------------------------------------ engine steps
-
-STEP_TEXT = {
-    "rotation.planned": "planned      rotation {rotation_id} ({reason})",
-    "orphan.deleted": "cleanup      deleted key {key_fp}: a key we created whose secret never "
-    "reached Vault",
-    "rotation.key_created": "key_created  new key {key_fp} created on Bybit; its secret is held "
-    "in the state record",
-    "rotation.unstored_key_deleted": "rolled_back  new key {key_fp} deleted: its secret could not "
-    "be stored",
-    "rotation.verify_failed": "verify_fail  {error} ({action})",
-    "rotation.verified": "verified     the new key answers query-api and matches the config",
-    "rotation.promoted": "promoted     consumers now read the new key {key_fp} (Vault version "
-    "{vault_version})",
-    "rotation.handed_off": "handed_off   consumers told; the old key (if any) may be revoked "
-    "from {revoke_after} on",
-    "handoff.file_written": "hook         file {path} written",
-    "handoff.command_ran": "hook         command {command} ran (exit {exit_code})",
-    "handoff.webhook_sent": "hook         webhook to {host} answered HTTP {http_status}",
-    "handoff.hook_failed": "hook_failed  {hook} hook #{index}: {error}; the old key is kept",
-    "rotation.completed": "completed    old key {old_key_fp} revoked on Bybit",
-    "rotation.completed.first": "completed    the first key of this name is in place",
-    "rotation.step.failed": "FAILED       step {step}: {error}",
-    "rotation.step.conflict": "conflict     another rotator wrote the state record first; backing "
-    "off",
-    "handoff.forced": "forced       {error}: {action}",
-}
-"""Engine log events a rotation prints as progress lines. Fields are ids and fingerprints only."""
-
-
-class _Blank(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "-"
-
-
-def step_line(event: str, fields: Mapping[str, Any]) -> str | None:
-    if event == "rotation.completed" and fields.get("old_key_fp") is None:
-        event = "rotation.completed.first"
-    template = STEP_TEXT.get(event)
-    if template is None:
-        return None
-    values = _Blank(fields)
-    for name, value in fields.items():
-        if name.endswith(("_after", "_at")) and isinstance(value, str):
-            with suppress(ValueError):
-                values[name] = fmt_time(datetime.fromisoformat(value))
-    return template.format_map(values)
-
-
-@contextmanager
-def engine_steps(callback: Callable[[str | None, str], None]) -> Iterator[None]:
-    """Call `callback(key_name, line)` for each protocol step the engine logs inside the block.
-
-    A structlog processor placed first sees every event whatever the log level (levels are
-    filtered later by the stdlib logger), so progress shows even with logs off.
-    """
-    processors = list(structlog.get_config()["processors"])
-
-    def tap(
-        _logger: object, _method: str, event_dict: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        line = step_line(str(event_dict.get("event")), event_dict)
-        if line is not None:
-            key = structlog.contextvars.get_contextvars().get("key")
-            callback(key if isinstance(key, str) else None, line)
-        return event_dict
-
-    structlog.configure(processors=[tap, *processors])
-    try:
-        yield
-    finally:
-        structlog.configure(processors=processors)

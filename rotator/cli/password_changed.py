@@ -13,7 +13,6 @@ import click
 from rotator.cli.acting import carry_out
 from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, fail_usage, load_config
 from rotator.cli.output import (
-    engine_steps,
     explain,
     fail_runtime,
     fmt_relative,
@@ -26,6 +25,7 @@ from rotator.cli.output import (
     verbose_option,
     who_asks,
 )
+from rotator.cli.progress import printer
 from rotator.cli.rotate import describe_outcome
 from rotator.intents import Intent, IntentKind, IntentStatus
 from rotator.key_report import KeyReport
@@ -81,7 +81,11 @@ def command(
         (cfg.policy_for(k).password_change_grace for k in cfg.keys if k.account == account_name),
         default=cfg.policy.password_change_grace,
     )
-    with open_runtime(cfg, hooks=True) as runtime:
+
+    def show(key: str | None, line: str) -> None:
+        click.echo(f"  {key or '-'}: {line}")
+
+    with open_runtime(cfg, hooks=True, observer=printer(show)) as runtime:
         now = runtime.clock.now()
         at = parse_when(at_text, now)
         if at > now:
@@ -92,12 +96,7 @@ def command(
             now=now,
             by=who_asks(),
         )
-
-        def show(key: str | None, line: str) -> None:
-            click.echo(f"  {key or '-'}: {line}")
-
-        with engine_steps(show):
-            done = carry_out(cfg, runtime, account_name, intent, show=lambda line: show(None, line))
+        done = carry_out(cfg, runtime, account_name, intent, show=lambda line: show(None, line))
         if done.status is IntentStatus.FAILED:
             fail_runtime(done.error or "the password change was not recorded")
         result = done.reports

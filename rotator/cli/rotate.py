@@ -18,7 +18,6 @@ import click
 from rotator.cli.acting import carry_out
 from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, load_config
 from rotator.cli.output import (
-    engine_steps,
     explain,
     fail_runtime,
     fmt_relative,
@@ -30,6 +29,7 @@ from rotator.cli.output import (
     verbose_option,
     who_asks,
 )
+from rotator.cli.progress import printer
 from rotator.intents import Intent, IntentKind, IntentStatus
 from rotator.key_report import KeyReport
 from rotator.model import short_key_id
@@ -86,7 +86,11 @@ def command(name: str, force: bool, config_path: str, verbose: bool) -> None:
     setup_cli_logging(cfg, verbose=verbose)
     known_keys(cfg, [name])
     vault_path = cfg.vault_path(cfg.key(name))
-    with open_runtime(cfg, hooks=True) as runtime:
+
+    def show(_key: str | None, line: str) -> None:
+        click.echo(f"  {line}")
+
+    with open_runtime(cfg, hooks=True, observer=printer(show)) as runtime:
         retry_now = False
         if not force:
             before = runtime.engine.inspect(only={name}).keys[0]
@@ -108,10 +112,6 @@ def command(name: str, force: bool, config_path: str, verbose: bool) -> None:
             # asks to move on: skip its backoff. Grace periods and other replicas' claims hold.
             retry_now = before.state != "idle"
         click.echo(f"rotating {name}" + (" (forced)" if force else ""))
-
-        def show(_key: str | None, line: str) -> None:
-            click.echo(f"  {line}")
-
         key = cfg.key(name)
         intent = Intent.new(
             IntentKind.ROTATE,
@@ -119,8 +119,7 @@ def command(name: str, force: bool, config_path: str, verbose: bool) -> None:
             now=runtime.clock.now(),
             by=who_asks(),
         )
-        with engine_steps(show):
-            done = carry_out(cfg, runtime, key.account, intent, show=lambda line: show(None, line))
+        done = carry_out(cfg, runtime, key.account, intent, show=lambda line: show(None, line))
         now = runtime.clock.now()
     if done.status is IntentStatus.FAILED or not done.reports:
         fail_runtime(done.error or f"{name}: the rotation did not run")

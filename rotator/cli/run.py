@@ -17,7 +17,7 @@ from rotator.cli.common import config_option, load_config
 def command(config_path: str) -> None:
     """Run the rotation service until SIGTERM (SIGHUP re-reads the config)."""
     cfg = load_config(config_path)
-    logs.configure(cfg.logging.level, cfg.logging.format)
+    logs.configure(cfg.logging.level, cfg.logging.format, cache_loggers=True)
     from rotator.daemon import Daemon  # noqa: PLC0415 -- keep `rotator --help` light
 
     daemon = Daemon(cfg, config_path=config_mod.resolve_path(config_path))

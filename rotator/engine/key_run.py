@@ -29,6 +29,7 @@ from rotator.key_report import (
 )
 from rotator.model import ExchangeKey, ManagedKey
 from rotator.policy import effective_expiry, latest_safe_moment
+from rotator.progress import Progress, ProgressKind
 from rotator.state import KeyState, Rotation
 
 log = structlog.get_logger(__name__)
@@ -133,6 +134,15 @@ def plan(
     rotation = Rotation.planned(rotation_id=secrets.token_hex(6), reason=decision.reason, at=now)
     run.parts.write_state(key, state.with_rotation(rotation), version)
     log.info("rotation.planned", rotation_id=rotation.id, reason=decision.reason.value)
+    run.parts.observer(
+        Progress(
+            kind=ProgressKind.PLANNED,
+            key=key.name,
+            account=key.account,
+            rotation_id=rotation.id,
+            reason=decision.reason,
+        )
+    )
     return None
 
 
@@ -180,6 +190,15 @@ def guarded_step(
         return StepOutcome(report=inflight_report(key, state, expiry, now, note=note))
     except StoreConflict:
         log.info("rotation.step.conflict", step=rot.step.value, action="backing off")
+        parts.observer(
+            Progress(
+                kind=ProgressKind.CONFLICT,
+                key=key.name,
+                account=key.account,
+                step=rot.step.value,
+                rotation_id=rot.id,
+            )
+        )
         note = "another writer changed the state record; re-reading next run"
         return StepOutcome(report=inflight_report(key, state, expiry, now, note=note))
     except RotatorError as exc:

@@ -21,6 +21,7 @@ from rotator.orphans import (
     referenced_key_ids,
     sweep,
 )
+from rotator.progress import Progress, ProgressKind
 
 log = structlog.get_logger(__name__)
 
@@ -123,5 +124,14 @@ def sweep_orphans(
             key_fp=fingerprint(orphan.key_id),
             rotation_id=orphan.rotation_id,
             key=orphan.key_name,
+        )
+        run.parts.observer(
+            Progress(
+                kind=ProgressKind.ORPHAN_DELETED,
+                key=orphan.key_name,
+                account=run.account.name,
+                rotation_id=orphan.rotation_id,
+                key_fp=fingerprint(orphan.key_id),
+            )
         )
     return tuple(deleted)

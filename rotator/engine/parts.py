@@ -11,6 +11,7 @@ from rotator.engine.records import StateRecords
 from rotator.model import Credentials, ExchangeKey, ManagedAccount, ManagedKey
 from rotator.orphans import referenced_key_ids
 from rotator.ports import Authority, Exchange, HandOff, KeyStore
+from rotator.progress import Observer, ignore
 from rotator.state import AccountState, KeyState
 
 
@@ -26,6 +27,7 @@ class Parts:
     records: StateRecords
     owner: str  # this replica's name in claims
     sleep: Callable[[float], None]
+    observer: Observer = ignore  # told of each milestone (rotator/progress.py); never raises
 
     def read_state(self, key: ManagedKey) -> tuple[KeyState, int]:
         """The key's state record and its version (0: none yet)."""

@@ -13,6 +13,7 @@ from rotator.failures import failure_class
 from rotator.key_report import KeyReport, inflight_report
 from rotator.model import ManagedKey
 from rotator.policy import next_retry
+from rotator.progress import Progress, ProgressKind
 from rotator.state import KeyState
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,17 @@ def record_failure(
         retry_at=state.rotation.next_try.isoformat()
         if state.rotation and state.rotation.next_try
         else None,
+    )
+    parts.observer(
+        Progress(
+            kind=ProgressKind.STEP_FAILED,
+            key=key.name,
+            account=key.account,
+            step=rot.step.value if rot else None,
+            rotation_id=rot.id if rot else None,
+            at=state.rotation.next_try if state.rotation else None,
+            detail=exc.message,
+        )
     )
     return inflight_report(key, state, expiry, now, attempted=True, failure=label)
 

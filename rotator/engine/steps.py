@@ -45,6 +45,7 @@ from rotator.model import (
     permissions_as_dict,
 )
 from rotator.policy import RotationPolicy, grace_end
+from rotator.progress import Progress, ProgressKind
 from rotator.retry import Backoff, retrying
 from rotator.state import KeyRef, KeyState, PendingKey, Rotation, Step, parse_note
 
@@ -106,6 +107,15 @@ def create(run: AccountRun, key: ManagedKey, state: KeyState, rot: Rotation, ver
     created = parts.exchange.create_sub_key(run.master, key.spec, note=rot.note(key.name))
     pending = PendingKey(key_id=created.key_id, secret=created.secret, created_at=parts.clock.now())
     log.info("rotation.key_created", rotation_id=rot.id, key_fp=fingerprint(created.key_id))
+    parts.observer(
+        Progress(
+            kind=ProgressKind.KEY_CREATED,
+            key=key.name,
+            account=key.account,
+            rotation_id=rot.id,
+            key_fp=fingerprint(created.key_id),
+        )
+    )
     listed = tuple(remaining)
     new_state = state.with_rotation(rot.as_created(pending, secret_since=version + 1))
     store_pending(run, key, new_state, version, created.key_id)
@@ -135,6 +145,15 @@ def sweep_unstored(
                 "orphan.deleted",
                 key_fp=fingerprint(item.key_id),
                 rotation_id=tag.rotation_id if tag else None,
+            )
+            run.parts.observer(
+                Progress(
+                    kind=ProgressKind.ORPHAN_DELETED,
+                    key=key.name,
+                    account=key.account,
+                    rotation_id=tag.rotation_id if tag else None,
+                    key_fp=fingerprint(item.key_id),
+                )
             )
         else:
             remaining.append(item)
@@ -170,6 +189,14 @@ def delete_unstored(run: AccountRun, key: ManagedKey, key_id: str) -> None:
     try:
         if guarded_delete(run, key, key_id, why="unstored secret", strict=False):
             log.warning("rotation.unstored_key_deleted", key_fp=fingerprint(key_id))
+            run.parts.observer(
+                Progress(
+                    kind=ProgressKind.ROLLED_BACK,
+                    key=key.name,
+                    account=key.account,
+                    key_fp=fingerprint(key_id),
+                )
+            )
     except RotatorError as exc:
         # Its note still carries the rotation id: the next create step sweeps it.
         log.error(
@@ -203,6 +230,16 @@ def verify(run: AccountRun, key: ManagedKey, state: KeyState, rot: Rotation, ver
                 "verified and promoted it meanwhile; this process stands down"
             )
         log.error("rotation.verify_failed", error=problem.message, action="new key deleted")
+        parts.observer(
+            Progress(
+                kind=ProgressKind.VERIFY_FAILED,
+                key=key.name,
+                account=key.account,
+                rotation_id=rot.id,
+                key_fp=fingerprint(pending.key_id),
+                detail=problem.message,
+            )
+        )
         version = parts.write_state(key, state.with_rotation(rot.as_replanned()), version)
         destroy_secret_versions(parts, key, rot.secret_since, version)
         raise problem
@@ -217,6 +254,15 @@ def verify(run: AccountRun, key: ManagedKey, state: KeyState, rot: Rotation, ver
     verified = pending.with_expiry(info.expires_at)
     parts.write_state(key, state.with_rotation(rot.as_verified(verified)), version)
     log.info("rotation.verified", rotation_id=rot.id, key_fp=fingerprint(pending.key_id))
+    parts.observer(
+        Progress(
+            kind=ProgressKind.VERIFIED,
+            key=key.name,
+            account=key.account,
+            rotation_id=rot.id,
+            key_fp=fingerprint(pending.key_id),
+        )
+    )
 
 
 def verification_problems(
@@ -267,6 +313,16 @@ def promote(parts: Parts, key: ManagedKey, state: KeyState, rot: Rotation, versi
         rotation_id=rot.id,
         key_fp=fingerprint(pending.key_id),
         vault_version=consumer_version,
+    )
+    parts.observer(
+        Progress(
+            kind=ProgressKind.PROMOTED,
+            key=key.name,
+            account=key.account,
+            rotation_id=rot.id,
+            key_fp=fingerprint(pending.key_id),
+            vault_version=consumer_version,
+        )
     )
 
 
@@ -321,6 +377,15 @@ def hand_off(
             error=exc.message,
             action="old key expired before hand-off succeeded; revoking it anyway",
         )
+        parts.observer(
+            Progress(
+                kind=ProgressKind.HANDOFF_FORCED,
+                key=key.name,
+                account=key.account,
+                rotation_id=rot.id,
+                detail=exc.message,
+            )
+        )
     done_at = parts.clock.now()
     until = grace_end(done_at, previous.expires_at, key.policy) if previous else done_at
     hooks_ack = key.ack is not None and key.ack.mode is AckMode.HOOK and not forced
@@ -329,6 +394,15 @@ def hand_off(
     )
     parts.write_state(key, state.with_rotation(handed_off), version)
     log.info("rotation.handed_off", rotation_id=rot.id, revoke_after=until.isoformat())
+    parts.observer(
+        Progress(
+            kind=ProgressKind.HANDED_OFF,
+            key=key.name,
+            account=key.account,
+            rotation_id=rot.id,
+            at=until,
+        )
+    )
 
 
 # ---------------------------------------------------------------------- grace, ack, revoke
@@ -418,4 +492,15 @@ def revoke(run: AccountRun, key: ManagedKey, state: KeyState, rot: Rotation, ver
         key_fp=fingerprint(state.active.key_id) if state.active else None,
         old_key_fp=fingerprint(previous.key_id) if previous else None,
         duration_s=round((parts.clock.now() - rot.started_at).total_seconds(), 3),
+    )
+    parts.observer(
+        Progress(
+            kind=ProgressKind.COMPLETED,
+            key=key.name,
+            account=key.account,
+            rotation_id=rot.id,
+            reason=rot.reason,
+            key_fp=fingerprint(state.active.key_id) if state.active else None,
+            old_key_fp=fingerprint(previous.key_id) if previous else None,
+        )
     )
