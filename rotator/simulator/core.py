@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl
 
-from rotator.clock import Clock, ManualClock, SystemClock, to_epoch_ms
+from rotator.clock import Clock, SystemClock, to_epoch_ms
 from rotator.model import fingerprint
 from rotator.simulator import auth
 from rotator.simulator.faults import Fault, FaultKind, Faults
@@ -150,10 +150,6 @@ class Simulator:
     def now(self) -> datetime:
         """The server's time: the injected clock plus any injected skew."""
         return self.clock.now() + self.faults.skew_offset
-
-    @property
-    def has_manual_clock(self) -> bool:
-        return isinstance(self.clock, ManualClock)
 
     # ------------------------------------------------------------------ seeding
     def add_account(
