@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from rotator.addresses import parse_host_port
 from rotator.drift import OnDrift
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
@@ -689,9 +690,10 @@ class MetricsConfig(_Model):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError('write host:port, like "127.0.0.1:9464" or "0.0.0.0:9464"')
+        try:
+            parse_host_port(value)
+        except ValueError:
+            raise ValueError('write host:port, like "127.0.0.1:9464" or "0.0.0.0:9464"') from None
         return value
 
 
