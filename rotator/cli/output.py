@@ -25,7 +25,7 @@ from rotator import logs, wiring
 from rotator.adapters.hooks import build_hooks
 from rotator.cli.common import EXIT_FAILURE, fail_usage
 from rotator.config import Config
-from rotator.durations import parse_duration
+from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError, RotatorError
 from rotator.rotation import AccountReport, KeyReport
 
@@ -162,23 +162,15 @@ def iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def fmt_delta(delta: timedelta) -> str:
-    """The two largest units: `62d3h`, `5m12s`, `0s`."""
-    seconds = int(abs(delta).total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if n]
-    return "".join(parts[:2]) or "0s"
-
-
 def fmt_relative(when: datetime | None, now: datetime) -> str:
+    """`in 62d3h`, `5m12s ago`, `now`: the two largest units of whole seconds."""
     if when is None:
         return "-"
     delta = when - now
     if abs(delta) < timedelta(seconds=1):
         return "now"
-    return f"in {fmt_delta(delta)}" if delta > timedelta(0) else f"{fmt_delta(delta)} ago"
+    span = format_duration(timedelta(seconds=abs(delta) // timedelta(seconds=1)), units=2)
+    return f"in {span}" if delta > timedelta(0) else f"{span} ago"
 
 
 def days_left(expires_at: datetime | None, now: datetime) -> float | None:
