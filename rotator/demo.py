@@ -35,6 +35,7 @@ import structlog
 
 from rotator import config as config_mod
 from rotator.adapters.vault import VaultAuth, VaultStore
+from rotator.cli.output import render_table
 from rotator.clock import SystemClock
 from rotator.daemon import Daemon
 from rotator.model import Secret, fingerprint
@@ -291,8 +292,19 @@ def demo_world(workdir: Path, out_dir: Path) -> Iterator[DemoWorld]:
 
 
 # ------------------------------------------------------------------------------ status view
+STATUS_HEADERS = (
+    "KEY",
+    "STATE",
+    "KEY FP",
+    "EXPIRES IN",
+    "NEXT",
+    "ROTATIONS",
+)  # KEY FP = logs key_fp
+
+
 def status_table(daemon: Daemon, now: datetime) -> str:
-    rows = [("KEY", "STATE", "KEY FP", "EXPIRES IN", "NEXT", "ROTATIONS")]  # KEY FP = logs key_fp
+    """The live view printed every few seconds on a TTY: the CLI's table renderer, aligned."""
+    rows = []
     for name in sorted(daemon.reports):
         r = daemon.reports[name]
         expires = f"{(r.expires_at - now).total_seconds():.0f}s" if r.expires_at else "-"
@@ -307,10 +319,7 @@ def status_table(daemon: Daemon, now: datetime) -> str:
                 str(r.rotations),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
+    return render_table(STATUS_HEADERS, rows, tty=True, style_column=1, wrap=(-2,))
 
 
 def _status_loop(
@@ -319,7 +328,7 @@ def _status_loop(
     while not stop.wait(every_s):
         if daemon.reports:
             stamp = f"{clock.now():%H:%M:%S}"
-            out.write(f"\n--- {stamp} ---\n{status_table(daemon, clock.now())}\n")
+            out.write(f"\n--- {stamp} ---\n{status_table(daemon, clock.now())}")
             out.flush()
 
 

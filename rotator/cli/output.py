@@ -252,14 +252,31 @@ def print_table(
     style_column: int | None = None,
     wrap: Sequence[int] = (-1, -2),
 ) -> None:
-    """A rich table on a TTY; otherwise a header line and one tab-separated line per row (no
-    colour, no padding: `cut -f` and `column -t -s $'\\t'` work on it). On a narrow terminal
-    only the `wrap` columns (free text) fold; the others keep their width."""
-    if not stdout_is_tty():
-        click.echo("\t".join(headers))
-        for row in rows:
-            click.echo("\t".join(cell.replace("\t", " ") for cell in row))
-        return
+    """`render_table` to stdout: rich on a TTY, tab-separated otherwise."""
+    text = render_table(headers, rows, tty=stdout_is_tty(), style_column=style_column, wrap=wrap)
+    click.echo(text, nl=False)
+
+
+def render_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    tty: bool,
+    style_column: int | None = None,
+    wrap: Sequence[int] = (-1, -2),
+) -> str:
+    """The one table renderer (`status`, `plan`, `password-changed`, the demo's live view).
+
+    For a TTY a rich table, aligned to the terminal's width: only the `wrap` columns (free text)
+    fold on a narrow terminal, the others keep their width; the `style_column` cell is coloured
+    by its value (STYLES) where the terminal takes colour. Otherwise a header line and one
+    tab-separated line per row (no colour, no padding: `cut -f` and `column -t -s $'\\t'` work
+    on it). Each line ends with a newline.
+    """
+    if not tty:
+        lines = ["\t".join(headers)]
+        lines.extend("\t".join(cell.replace("\t", " ") for cell in row) for row in rows)
+        return "".join(f"{line}\n" for line in lines)
     from rich.console import Console  # noqa: PLC0415 (only on a TTY: keeps piped runs light)
     from rich.table import Table  # noqa: PLC0415
 
@@ -277,7 +294,10 @@ def print_table(
             if style:
                 cells[style_column] = f"[{style}]{cells[style_column]}[/]"
         table.add_row(*cells)
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    with console.capture() as captured:
+        console.print(table)
+    return captured.get()
 
 
 def styled(text: str, tag: str) -> str:
