@@ -47,6 +47,7 @@ from rotator.password_change import PasswordChangeScope
 from rotator.policy import RotationPolicy
 from rotator.reminders import TrackedKey, TrackedKind
 from rotator.rotation import AckMode, AckPolicy, ManagedAccount, ManagedKey
+from rotator.secret_fields import is_secret_field
 
 DEFAULT_CONFIG_PATH = Path("/etc/rotator/rotator.toml")
 CONFIG_ENV = "ROTATOR_CONFIG"
@@ -1067,9 +1068,6 @@ def _unique(values: list[str], section: str, what: str) -> None:
 
 
 # ------------------------------------------------------------------------------- loading
-_SECRET_FIELDS = {"token", "secret_id", "api_secret", "secret", "password", "url_secret"}
-
-
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
     """--config, else $ROTATOR_CONFIG, else /etc/rotator/rotator.toml."""
     if path:
@@ -1128,7 +1126,7 @@ def _refuse_inline_secrets(
 ) -> None:
     if isinstance(raw, dict):
         for key, value in raw.items():
-            if key in _SECRET_FIELDS:
+            if is_secret_field(key):
                 where = _format_loc((*loc, key))
                 raise ConfigError(
                     f"{source}{_line_suffix(text, (*loc, key))}: {where}: secrets never live in "
