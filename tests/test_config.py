@@ -35,7 +35,7 @@ def test_example_and_demo_configs_load():
     assert example.policy.renew_before == timedelta(days=14)
     assert example.vault.auth.method == "approle"
     assert example.keys[0].hooks[0].type == "file"
-    demo = config.load(ROOT / "config" / "demo.toml")
+    demo = config.load(ROOT / "rotator" / "data" / "demo.toml")
     assert [k.name for k in demo.keys] == ["bot-alpha", "bot-beta"]
 
 
