@@ -8,7 +8,7 @@ from rotator.errors import ConfigError
 from rotator.model import REDACTED
 from rotator.secret_fields import SECRET_FIELDS
 
-GOOD = '[[accounts]]\nname = "main"\n'
+from fixtures.configs import ACCOUNT
 
 
 @pytest.mark.parametrize("name", sorted(SECRET_FIELDS))
@@ -16,7 +16,7 @@ def test_the_config_refuses_every_secret_field(name: str) -> None:
     """Anywhere in the file, in any case, with the *_file / *_env fix named."""
     for spelled in (name, name.upper()):
         with pytest.raises(ConfigError, match="secrets never live in the config") as info:
-            config.parse(f'{GOOD}[vault.auth]\n"{spelled}" = "s3cr3t"\n', source="rot.toml")
+            config.parse(f'{ACCOUNT}[vault.auth]\n"{spelled}" = "s3cr3t"\n', source="rot.toml")
         assert f"{spelled}_file" in info.value.message
 
 

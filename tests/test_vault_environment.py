@@ -13,10 +13,10 @@ from rotator.adapters.vault import VaultStore
 from rotator.clock import SystemClock
 from rotator.errors import ConfigError, StoreUnavailable
 
+from fixtures.configs import ACCOUNT
 from fixtures.vault import BaoServer, free_port
 
 TOKEN_ENV = "T_VAULT_ENV_TOKEN"
-ACCOUNTS = '[[accounts]]\nname = "main"\n'
 AUTH = f'[vault.auth]\nmethod = "token"\ntoken_env = "{TOKEN_ENV}"\n'
 
 
@@ -52,7 +52,7 @@ AUTH = f'[vault.auth]\nmethod = "token"\ntoken_env = "{TOKEN_ENV}"\n'
 )
 def test_the_file_wins_the_environment_fills_in(vault, env, expected) -> None:
     """Each option: the file's value, else the first variable set, else the built-in default."""
-    cfg = config.parse(f"{ACCOUNTS}[vault]\n{vault}", env=env)
+    cfg = config.parse(f"{ACCOUNT}[vault]\n{vault}", env=env)
     address, namespace, ca_cert, sources = expected
     assert (cfg.vault.address, cfg.vault.namespace, cfg.vault.ca_cert) == (
         address,
@@ -65,7 +65,7 @@ def test_the_file_wins_the_environment_fills_in(vault, env, expected) -> None:
 
 def test_without_a_vault_table_too() -> None:
     """A config with no [vault] at all still reads VAULT_ADDR."""
-    cfg = config.parse(ACCOUNTS, env={"VAULT_ADDR": "http://10.0.0.5:8200"})
+    cfg = config.parse(ACCOUNT, env={"VAULT_ADDR": "http://10.0.0.5:8200"})
     assert cfg.vault.address == "http://10.0.0.5:8200"
     assert cfg.with_discovered({}).vault.from_environment("address") == "VAULT_ADDR"
 
@@ -73,7 +73,7 @@ def test_without_a_vault_table_too() -> None:
 def test_a_bad_variable_is_named() -> None:
     """The message names the variable (the file has no line for it) and both fixes."""
     with pytest.raises(ConfigError) as info:
-        config.parse(ACCOUNTS, source="rot.toml", env={"VAULT_ADDR": "vault:8200"})
+        config.parse(ACCOUNT, source="rot.toml", env={"VAULT_ADDR": "vault:8200"})
     assert "$VAULT_ADDR" in info.value.message
     assert "scheme, host and port" in info.value.message
     assert "set address in the file" in info.value.message
@@ -93,7 +93,7 @@ def test_vault_addr_and_namespace_reach_openbao(
     bao.bao("secrets", "enable", f"-namespace={namespace}", "-path=secret", "kv-v2")
     monkeypatch.setenv(TOKEN_ENV, bao.root_token)
     cfg = config.parse(
-        f"{ACCOUNTS}{AUTH}",
+        f"{ACCOUNT}{AUTH}",
         env={"VAULT_ADDR": bao.address, "VAULT_NAMESPACE": namespace},
     )
     assert _store(cfg).write("rotator/probe", {"where": "namespace"}, cas=0) == 1
@@ -112,9 +112,9 @@ def test_the_file_address_wins_over_vault_addr(
     closed = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv(TOKEN_ENV, bao.root_token)
     cfg = config.parse(
-        f'{ACCOUNTS}[vault]\naddress = "{closed}"\n{AUTH}', env={"VAULT_ADDR": bao.address}
+        f'{ACCOUNT}[vault]\naddress = "{closed}"\n{AUTH}', env={"VAULT_ADDR": bao.address}
     )
     with pytest.raises(StoreUnavailable, match=f"cannot reach {closed}"):
         _store(cfg).ping()
-    live = config.parse(f"{ACCOUNTS}{AUTH}", env={"VAULT_ADDR": bao.address})
+    live = config.parse(f"{ACCOUNT}{AUTH}", env={"VAULT_ADDR": bao.address})
     _store(live).ping()
