@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -158,6 +158,15 @@ def demo_config(
     return raw
 
 
+def forget_vault_environment(env: MutableMapping[str, str]) -> None:
+    """Drop the VAULT_* variables the config would take [vault] options from: the demo's
+    throw-away OpenBao has no namespace and no TLS, and a shell set up for a real Vault must not
+    steer it there."""
+    for names in config_mod.VAULT_ENVIRONMENT.values():
+        for name in names:
+            env.pop(name, None)
+
+
 def demo_config_text(
     *, bybit_url: str, vault_address: str, metrics_listen: str, out_dir: Path
 ) -> str:
@@ -288,6 +297,7 @@ def run_demo(
 ) -> int:
     """The demo; returns the exit code."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    forget_vault_environment(os.environ)
     with (
         tempfile.TemporaryDirectory(prefix="rotator-demo-") as tmp,
         demo_world(Path(tmp), out_dir) as world,

@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from rotator import config
-from rotator.demo import demo_config_text, packaged_config
+from rotator.demo import demo_config_text, forget_vault_environment, packaged_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +34,25 @@ def test_no_second_copy_of_the_demo_config() -> None:
     """config/ holds only the example; the demo's config is the package's."""
     assert not (ROOT / "config" / "demo.toml").exists()
     assert (ROOT / "rotator" / "data" / "demo.toml").is_file()
+
+
+def test_a_shell_set_up_for_a_real_vault_does_not_steer_the_demo(tmp_path: Path) -> None:
+    """VAULT_NAMESPACE, VAULT_CACERT, VAULT_CAPATH (and VAULT_ADDR) are dropped before the demo
+    loads its config: its OpenBao has no namespace and no TLS. Other variables stay."""
+    env = {
+        "VAULT_ADDR": "https://vault.corp:8200",
+        "VAULT_NAMESPACE": "team",
+        "VAULT_CACERT": "/etc/corp-ca.pem",
+        "VAULT_CAPATH": "/etc/corp-ca",
+        "PATH": "/usr/bin",
+    }
+    forget_vault_environment(env)
+    assert env == {"PATH": "/usr/bin"}
+    text = demo_config_text(
+        bybit_url="http://127.0.0.1:18081",
+        vault_address="http://127.0.0.1:18201",
+        metrics_listen="127.0.0.1:19465",
+        out_dir=tmp_path,
+    )
+    cfg = config.parse(text, env=env)
+    assert (cfg.vault.namespace, cfg.vault.ca_cert) == (None, None)
