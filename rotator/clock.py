@@ -50,17 +50,6 @@ class ManualClock:
             self._now = when.astimezone(UTC)
 
 
-class OffsetClock:
-    """Another clock shifted by a fixed offset: models a host whose clock is skewed."""
-
-    def __init__(self, base: Clock, offset: timedelta) -> None:
-        self.base = base
-        self.offset = offset
-
-    def now(self) -> datetime:
-        return self.base.now() + self.offset
-
-
 def to_epoch_ms(when: datetime) -> int:
     """Milliseconds since the epoch, as Bybit counts them."""
     return (when - _EPOCH) // timedelta(milliseconds=1)

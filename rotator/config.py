@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    ModelWrapValidatorHandler,
     PrivateAttr,
     Strict,
     Tag,
@@ -37,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from rotator.addresses import parse_host_port
 from rotator.drift import OnDrift
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
@@ -54,6 +56,7 @@ from rotator.model import (
 from rotator.password_change import PasswordChangeScope
 from rotator.policy import RotationPolicy
 from rotator.reminders import TrackedKey, TrackedKind
+from rotator.secret_fields import is_secret_field
 
 DEFAULT_CONFIG_PATH = Path("/etc/rotator/rotator.toml")
 CONFIG_ENV = "ROTATOR_CONFIG"
@@ -232,16 +235,67 @@ class VaultAuthConfig(_Model):
         return self
 
 
+VAULT_ENVIRONMENT: dict[str, tuple[str, ...]] = {
+    "address": ("VAULT_ADDR",),
+    "namespace": ("VAULT_NAMESPACE",),
+    "ca_cert": ("VAULT_CACERT", "VAULT_CAPATH"),
+}
+"""[vault] option -> the variables of Vault's own CLI that give it when the file does not, first
+found wins (VAULT_CACERT before VAULT_CAPATH, as Vault's CLI has it). The token's variable is
+[vault.auth] token_env (default VAULT_TOKEN)."""
+
+
 class VaultConfig(_Model):
     address: str = "http://127.0.0.1:8200"
+    """Default: $VAULT_ADDR, else http://127.0.0.1:8200."""
     mount: str = "secret"
     """KV version 2 mount."""
     prefix: VaultPath = "rotator"
     """Every path the rotator writes by default lives under this folder of the mount."""
     namespace: str | None = None
+    """Default: $VAULT_NAMESPACE, else none."""
     ca_cert: Path | None = None
+    """Default: $VAULT_CACERT, else $VAULT_CAPATH, else the system's CAs."""
     timeout: Timeout = timedelta(seconds=10)
     auth: VaultAuthConfig = VaultAuthConfig()
+    _from_env: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _environment(
+        cls, data: object, handler: ModelWrapValidatorHandler[VaultConfig], info: ValidationInfo
+    ) -> VaultConfig:
+        """Fill what the file leaves out from Vault's standard variables: the file wins where it
+        says something (as a command-line flag beats the environment in Vault's CLI). Only when
+        the loader passes the environment (`parse`), so a config built in code never reads it."""
+        context = info.context if isinstance(info.context, dict) else {}
+        env = context.get("env")
+        if not isinstance(data, dict) or not isinstance(env, Mapping):
+            return handler(data)
+        taken = {
+            option: next(name for name in names if env.get(name))
+            for option, names in VAULT_ENVIRONMENT.items()
+            if option not in data and any(env.get(name) for name in names)
+        }
+        try:
+            model = handler({**data, **{option: env[name] for option, name in taken.items()}})
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                option = error["loc"][0] if error["loc"] else None
+                if isinstance(option, str) and option in taken:
+                    reason = error["msg"].removeprefix("Value error, ")
+                    raise ValueError(
+                        f"${taken[option]} (the {option}, as [vault] sets none): {reason}; fix "
+                        f"the variable or set {option} in the file"
+                    ) from None
+            raise
+        model._from_env = taken  # noqa: SLF001 (its own private attribute, set once at load)
+        return model
+
+    def from_environment(self, option: str) -> str | None:
+        """The variable `option`'s value came from, or None when the file (or the default) gave
+        it: `rotator check` names it next to the address."""
+        return self._from_env.get(option)
 
     @field_validator("mount")
     @classmethod
@@ -696,9 +750,10 @@ class MetricsConfig(_Model):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError('write host:port, like "127.0.0.1:9464" or "0.0.0.0:9464"')
+        try:
+            parse_host_port(value)
+        except ValueError:
+            raise ValueError('write host:port, like "127.0.0.1:9464" or "0.0.0.0:9464"') from None
         return value
 
 
@@ -835,6 +890,15 @@ class Config(_Model):
     reminders: RemindersConfig = RemindersConfig()
     tracked: list[TrackedKeyConfig] = []
 
+    @model_validator(mode="before")
+    @classmethod
+    def _vault_table(cls, data: object) -> object:
+        """A file without [vault] still gets its VAULT_* defaults: validate an empty table (a
+        default instance would skip VaultConfig's validators)."""
+        if isinstance(data, dict) and "vault" not in data:
+            return {**data, "vault": {}}
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Config:
         _unique([a.name for a in self.accounts], "accounts", "account")
@@ -906,6 +970,7 @@ class Config(_Model):
         (as the daemon found them on Bybit), validated as strictly as a file."""
         data = self.model_dump(round_trip=True)
         data["keys"] = [k.model_dump(round_trip=True) for k in self.keys if k.key_set is None]
+        data["vault"] = self.vault  # as loaded, with where its values came from
         try:
             return Config.model_validate(data, context={"discovered": dict(found)})
         except ValidationError as exc:
@@ -1072,9 +1137,6 @@ def _unique(values: list[str], section: str, what: str) -> None:
 
 
 # ------------------------------------------------------------------------------- loading
-_SECRET_FIELDS = {"token", "secret_id", "api_secret", "secret", "password", "url_secret"}
-
-
 def resolve_path(path: str | os.PathLike[str] | None) -> Path:
     """--config, else $ROTATOR_CONFIG, else /etc/rotator/rotator.toml."""
     if path:
@@ -1102,8 +1164,11 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     return parse(text, source=str(file))
 
 
-def parse(text: str, *, source: str = "<config>") -> Config:
-    """The config in `text`; any problem is a `ConfigError` naming the file, field and fix."""
+def parse(text: str, *, source: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
+    """The config in `text`; any problem is a `ConfigError` naming the file, field and fix.
+
+    `env` (default: this process's environment) fills the [vault] options the file leaves out
+    from VAULT_ADDR, VAULT_NAMESPACE, VAULT_CACERT / VAULT_CAPATH (VAULT_ENVIRONMENT)."""
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES // 1024} KiB; is it a config?")
     try:
@@ -1118,7 +1183,7 @@ def parse(text: str, *, source: str = "<config>") -> Config:
         ) from None
     try:
         _refuse_inline_secrets(raw, text, source)
-        return Config.model_validate(raw)
+        return Config.model_validate(raw, context={"env": os.environ if env is None else env})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, text, source)) from None
     except (RecursionError, OverflowError) as exc:
@@ -1133,7 +1198,7 @@ def _refuse_inline_secrets(
 ) -> None:
     if isinstance(raw, dict):
         for key, value in raw.items():
-            if key in _SECRET_FIELDS:
+            if is_secret_field(key):
                 where = _format_loc((*loc, key))
                 raise ConfigError(
                     f"{source}{_line_suffix(text, (*loc, key))}: {where}: secrets never live in "

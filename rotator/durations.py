@@ -37,17 +37,19 @@ def parse_duration(text: str) -> timedelta:
         ) from None
 
 
-def format_duration(delta: timedelta) -> str:
-    """The inverse of parse_duration, shortest form: 1d12h, 90s, 0s. Negative gets a minus sign."""
+def format_duration(delta: timedelta, *, units: int | None = None) -> str:
+    """The inverse of parse_duration, shortest form: 1d12h, 90s, 0s. Negative gets a minus sign.
+
+    With `units`, only that many of the largest non-zero units, the rest dropped (a rough size for
+    people: `units=2` shows 62d3h7m as 62d3h); the result then no longer parses back exactly.
+    """
     if delta < timedelta(0):
-        return "-" + format_duration(-delta)
+        return "-" + format_duration(-delta, units=units)
     ms = delta // timedelta(milliseconds=1)
-    if ms == 0:
-        return "0s"
     out = []
     for unit in ("d", "h", "m", "s", "ms"):
         size = _UNITS[unit] // timedelta(milliseconds=1)
         n, ms = divmod(ms, size)
         if n:
             out.append(f"{n}{unit}")
-    return "".join(out)
+    return "".join(out[:units]) or "0s"

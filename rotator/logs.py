@@ -17,24 +17,7 @@ from typing import Any, Literal
 import structlog
 
 from rotator.model import REDACTED, SECRET_REGISTRY
-
-_SECRET_FIELDS = frozenset(
-    {
-        "secret",
-        "api_secret",
-        "secret_id",
-        "token",
-        "client_token",
-        "password",
-        "signature",
-        "sign",
-        "x-bapi-sign",
-        "x-bapi-api-key",
-        "x-vault-token",
-        "authorization",
-        "jwt",
-    }
-)
+from rotator.secret_fields import SECRET_FIELDS as _SECRET_FIELDS
 
 
 def _scrub(value: Any) -> Any:

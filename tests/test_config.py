@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,18 +13,10 @@ from rotator import __version__, config
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError
 
+from fixtures.configs import GOOD, config_error
+from fixtures.processes import run_rotator
+
 ROOT = Path(__file__).resolve().parent.parent
-
-GOOD = """\
-[[accounts]]
-name = "main"
-
-[[keys]]
-name = "bot1"
-account = "main"
-sub_uid = 2001
-permissions = { ContractTrade = ["Order", "Position"] }
-"""
 
 
 def test_example_and_demo_configs_load():
@@ -35,7 +25,7 @@ def test_example_and_demo_configs_load():
     assert example.policy.renew_before == timedelta(days=14)
     assert example.vault.auth.method == "approle"
     assert example.keys[0].hooks[0].type == "file"
-    demo = config.load(ROOT / "config" / "demo.toml")
+    demo = config.load(ROOT / "rotator" / "data" / "demo.toml")
     assert [k.name for k in demo.keys] == ["bot-alpha", "bot-beta"]
 
 
@@ -57,12 +47,6 @@ def test_per_key_policy_override():
     policy = cfg.policy_for(cfg.keys[0])
     assert policy.renew_before == timedelta(days=21)
     assert policy.grace_period == timedelta(hours=24)
-
-
-def _error(text: str) -> str:
-    with pytest.raises(ConfigError) as info:
-        config.parse(text, source="rot.toml")
-    return info.value.message
 
 
 @pytest.mark.parametrize(
@@ -94,7 +78,7 @@ def _error(text: str) -> str:
 )
 def test_bad_config_message(text: str, expected: str):
     """Each mistake is reported with the file name, the key path and what to do."""
-    message = _error(text)
+    message = config_error(text)
     assert message.startswith("rot.toml")
     assert expected in message
 
@@ -102,7 +86,7 @@ def test_bad_config_message(text: str, expected: str):
 def test_error_names_line_of_nth_array_entry():
     """The line number points at the offending entry, not the first one."""
     text = GOOD + GOOD.split("\n\n")[1].replace("bot1", "bot2").replace("Order", "Nope")
-    message = _error(text)
+    message = config_error(text)
     line = int(message.split(":")[1])
     assert text.splitlines()[line - 1].lstrip().startswith("permissions")
     assert line > 10
@@ -111,7 +95,7 @@ def test_error_names_line_of_nth_array_entry():
 def test_too_many_keys_on_one_sub_uid():
     """Rotation needs room for a successor per key: more than 10 keys per sub UID is refused."""
     entries = "".join(GOOD.split("\n\n")[1].replace("bot1", f"bot{i}") + "\n" for i in range(11))
-    message = _error(GOOD.split("\n\n", maxsplit=1)[0] + "\n\n" + entries)
+    message = config_error(GOOD.split("\n\n", maxsplit=1)[0] + "\n\n" + entries)
     assert "at most 10 keys per sub UID" in message
 
 
@@ -166,22 +150,11 @@ def test_duration_roundtrip(delta: timedelta):
     assert parse_duration(format_duration(delta)) == delta
 
 
-def _rotator(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rotator", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env=env,
-    )
-
-
 def test_cli_check_bad_config_exits_2_without_traceback(tmp_path):
     """`rotator check` on a broken file: exit 2, the message, no traceback."""
     bad = tmp_path / "rotator.toml"
     bad.write_text(GOOD.replace("ContractTrade", "Futures"))
-    result = _rotator("check", "--config", str(bad))
+    result = run_rotator("check", "--config", str(bad))
     assert result.returncode == 2
     assert f"{bad}:" in result.stderr
     assert "Futures" in result.stderr
@@ -190,7 +163,7 @@ def test_cli_check_bad_config_exits_2_without_traceback(tmp_path):
 
 def test_cli_check_missing_file_exits_2(tmp_path):
     """A missing config says how to point at one."""
-    result = _rotator("check", "--config", str(tmp_path / "nope.toml"))
+    result = run_rotator("check", "--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2
     assert "ROTATOR_CONFIG" in result.stderr
 
@@ -199,12 +172,12 @@ def test_cli_config_from_env(tmp_path):
     """ROTATOR_CONFIG is used when --config is absent."""
     good = tmp_path / "r.toml"
     good.write_text(GOOD)
-    result = _rotator("check", env={**os.environ, "ROTATOR_CONFIG": str(good)})
+    result = run_rotator("check", env={**os.environ, "ROTATOR_CONFIG": str(good)})
     assert result.returncode != 2, result.stderr  # the config was found and valid
     assert str(good) in result.stdout
 
 
 def test_cli_version_and_usage_error():
     """--version prints the version; an unknown command is a usage error (exit 2)."""
-    assert __version__ in _rotator("--version").stdout
-    assert _rotator("no-such-command").returncode == 2
+    assert __version__ in run_rotator("--version").stdout
+    assert run_rotator("no-such-command").returncode == 2

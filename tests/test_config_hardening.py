@@ -5,8 +5,6 @@ traceback; a hypothesis fuzz over config text holds that for anything."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -17,22 +15,12 @@ from rotator import config
 from rotator.cli import cli
 from rotator.errors import ConfigError
 
-GOOD = """\
-[[accounts]]
-name = "main"
-
-[[keys]]
-name = "bot1"
-account = "main"
-sub_uid = 2001
-permissions = { ContractTrade = ["Order", "Position"] }
-"""
+from fixtures.configs import GOOD, config_error
+from fixtures.processes import run_rotator
 
 
 def _error(text: str) -> str:
-    with pytest.raises(ConfigError) as info:
-        config.parse(text, source="rot.toml")
-    message = info.value.message
+    message = config_error(text)
     for line in message.splitlines():
         assert line.startswith("rot.toml"), message
     return message
@@ -155,13 +143,7 @@ def test_rotator_check_on_the_issue_configs_exits_2_with_one_line(tmp_path):
     for i, text in enumerate(ISSUE_CASES):
         path = tmp_path / f"bad{i}.toml"
         path.write_text(text)
-        result = subprocess.run(
-            [sys.executable, "-m", "rotator", "check", "--config", str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        result = run_rotator("check", "--config", str(path))
         output = result.stdout + result.stderr
         assert result.returncode == 2, output
         assert "Traceback" not in output

@@ -22,6 +22,7 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from rotator.adapters import status_page
+from rotator.addresses import parse_host_port
 
 log = structlog.get_logger(__name__)
 
@@ -94,8 +95,7 @@ class HealthServer:
     """The listener. `start()` binds (raising OSError when the address is taken)."""
 
     def __init__(self, listen: str, endpoints: Endpoints) -> None:
-        host, _, port = listen.rpartition(":")
-        self._address = (host.strip("[]"), int(port))
+        self._address = parse_host_port(listen)
         handler = type("Handler", (_Handler,), {"endpoints": endpoints})
         self._server: ThreadingHTTPServer | None = None
         self._handler = handler

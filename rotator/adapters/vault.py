@@ -9,6 +9,11 @@ credential), or JWT (e.g. a Kubernetes service-account token). The client renews
 two thirds of its TTL, logs in again when renewal is impossible, and retries once after a 403 (an
 expired token looks like "permission denied").
 
+Where: address, namespace and CA come from `[vault]`, which takes what the file leaves out from
+VAULT_ADDR, VAULT_NAMESPACE and VAULT_CACERT / VAULT_CAPATH (`rotator.config.VAULT_ENVIRONMENT`;
+the file wins). hvac itself adds VAULT_CLIENT_CERT / VAULT_CLIENT_KEY; VAULT_SKIP_VERIFY is never
+read: TLS is always verified.
+
 Concurrency: each thread has its own hvac client (its own requests session and connection pool);
 the token is shared. Only login/renewal is serialized; accounts reconciled on different threads
 do not wait for each other's Vault calls.

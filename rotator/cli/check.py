@@ -287,19 +287,29 @@ def _granted(caps: Iterable[str]) -> frozenset[str]:
 
 def check_vault(cfg: Config, runtime: wiring.Runtime, out: Checklist) -> bool:
     """True when Vault answers and takes the token: the Bybit checks need the master keys."""
+    if os.environ.get("VAULT_SKIP_VERIFY"):
+        out.warn(
+            "VAULT_SKIP_VERIFY is set and ignored: the rotator always verifies Vault's TLS "
+            "certificate",
+            "name Vault's CA instead: [vault] ca_cert or VAULT_CACERT; then unset "
+            "VAULT_SKIP_VERIFY",
+        )
+    from_env = cfg.vault.from_environment("address")
+    address = f"{cfg.vault.address} (from {from_env})" if from_env else cfg.vault.address
     try:
         ping_vault(runtime)
     except RotatorError as exc:
         unreachable = "cannot reach" in exc.message or "sealed" in exc.message
+        where = f"{from_env}, or set [vault] address (it wins)" if from_env else "[vault] address"
         out.fail(
             exc.message,
-            f"start/unseal Vault at {cfg.vault.address}, or fix [vault] address"
+            f"start/unseal Vault at {address}, or fix {where}"
             if unreachable
             else "give the daemon a valid token ([vault.auth]), e.g. from `bao token create "
             "-policy=rotator` with deploy/vault/rotator.hcl",
         )
         return False
-    out.ok(f"vault {cfg.vault.address}: reachable, token accepted (mount {cfg.vault.mount})")
+    out.ok(f"vault {address}: reachable, token accepted (mount {cfg.vault.mount})")
     needs = vault_needs(cfg, runtime)
     try:
         caps = runtime.store.capabilities(sorted({n.path for n in needs}))

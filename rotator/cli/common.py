@@ -1,4 +1,4 @@
-"""What every subcommand shares: the --config option, config loading with exit 2, logging setup."""
+"""What every subcommand shares: the --config option, config loading with exit 2, exit codes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from rotator import config as config_mod
-from rotator import logs
 from rotator.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,10 +43,3 @@ def load_config(path: str | None) -> config_mod.Config:
         return config_mod.load(path)
     except ConfigError as exc:
         fail_usage(exc.message)
-
-
-def setup_logging(cfg: config_mod.Config | None, *, quiet: bool = False) -> None:
-    """Logs go to stderr for interactive commands (stdout carries their output)."""
-    level = "warning" if quiet else (cfg.logging.level if cfg else "info")
-    fmt = cfg.logging.format if cfg else "auto"
-    logs.configure(level, fmt, stream=sys.stderr)

@@ -25,7 +25,7 @@ from rotator import logs, wiring
 from rotator.adapters.hooks import build_hooks
 from rotator.cli.common import EXIT_FAILURE, fail_usage
 from rotator.config import Config
-from rotator.durations import parse_duration
+from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError, RotatorError
 from rotator.key_report import AccountReport, KeyReport
 from rotator.progress import Observer, ignore
@@ -165,23 +165,15 @@ def iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def fmt_delta(delta: timedelta) -> str:
-    """The two largest units: `62d3h`, `5m12s`, `0s`."""
-    seconds = int(abs(delta).total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if n]
-    return "".join(parts[:2]) or "0s"
-
-
 def fmt_relative(when: datetime | None, now: datetime) -> str:
+    """`in 62d3h`, `5m12s ago`, `now`: the two largest units of whole seconds."""
     if when is None:
         return "-"
     delta = when - now
     if abs(delta) < timedelta(seconds=1):
         return "now"
-    return f"in {fmt_delta(delta)}" if delta > timedelta(0) else f"{fmt_delta(delta)} ago"
+    span = format_duration(timedelta(seconds=abs(delta) // timedelta(seconds=1)), units=2)
+    return f"in {span}" if delta > timedelta(0) else f"{span} ago"
 
 
 def days_left(expires_at: datetime | None, now: datetime) -> float | None:
@@ -263,14 +255,31 @@ def print_table(
     style_column: int | None = None,
     wrap: Sequence[int] = (-1, -2),
 ) -> None:
-    """A rich table on a TTY; otherwise a header line and one tab-separated line per row (no
-    colour, no padding: `cut -f` and `column -t -s $'\\t'` work on it). On a narrow terminal
-    only the `wrap` columns (free text) fold; the others keep their width."""
-    if not stdout_is_tty():
-        click.echo("\t".join(headers))
-        for row in rows:
-            click.echo("\t".join(cell.replace("\t", " ") for cell in row))
-        return
+    """`render_table` to stdout: rich on a TTY, tab-separated otherwise."""
+    text = render_table(headers, rows, tty=stdout_is_tty(), style_column=style_column, wrap=wrap)
+    click.echo(text, nl=False)
+
+
+def render_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    tty: bool,
+    style_column: int | None = None,
+    wrap: Sequence[int] = (-1, -2),
+) -> str:
+    """The one table renderer (`status`, `plan`, `password-changed`, the demo's live view).
+
+    For a TTY a rich table, aligned to the terminal's width: only the `wrap` columns (free text)
+    fold on a narrow terminal, the others keep their width; the `style_column` cell is coloured
+    by its value (STYLES) where the terminal takes colour. Otherwise a header line and one
+    tab-separated line per row (no colour, no padding: `cut -f` and `column -t -s $'\\t'` work
+    on it). Each line ends with a newline.
+    """
+    if not tty:
+        lines = ["\t".join(headers)]
+        lines.extend("\t".join(cell.replace("\t", " ") for cell in row) for row in rows)
+        return "".join(f"{line}\n" for line in lines)
     from rich.console import Console  # noqa: PLC0415 (only on a TTY: keeps piped runs light)
     from rich.table import Table  # noqa: PLC0415
 
@@ -288,7 +297,10 @@ def print_table(
             if style:
                 cells[style_column] = f"[{style}]{cells[style_column]}[/]"
         table.add_row(*cells)
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    with console.capture() as captured:
+        console.print(table)
+    return captured.get()
 
 
 def styled(text: str, tag: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from rotator.addresses import parse_host_port
 from rotator.cli.common import EXIT_OK, fail_usage
 from rotator.clock import Clock, ManualClock, SystemClock
 from rotator.durations import parse_duration
@@ -25,10 +26,10 @@ _MONTHS = re.compile(r"(\d+)\s*(?:mo|months?)")
 
 
 def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    try:
+        return parse_host_port(text)
+    except ValueError:
         fail_usage(f"--listen {text!r}: write HOST:PORT, e.g. 127.0.0.1:8080")
-    return host.strip("[]"), int(port)
 
 
 def _lifetime(text: str | None) -> dict[str, Any]:

@@ -11,14 +11,11 @@ secret and key id the simulator ever generated.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import stat
-import subprocess
 import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,11 +25,14 @@ from rotator.clock import SystemClock
 from rotator.simulator import Simulator, SimulatorOptions
 from rotator.state import parse_note
 
+from fixtures.configs import OBSERVED_DAEMON
+from fixtures.processes import RunProcess, daemon_env, wait_for
 from fixtures.simulator import MASTER_KEY, MASTER_SECRET, MASTER_UID
 from fixtures.vault import free_port
 
 LIFETIME_S = 30
-CONFIG = """
+CONFIG = (
+    """
 [bybit]
 base_url = "{sim}"
 timeout = "3s"
@@ -63,16 +63,9 @@ path = "{out}/bot1.env"
 type = "command"
 argv = ["{python}", "{hook}", "--key-name-from-env"]
 timeout = "20s"
-[metrics]
-listen = "127.0.0.1:{port}"
-[notify]
-min_interval = "0s"
-[[notify.channels]]
-type = "webhook"
-url_file = "{url_file}"
-[logging]
-format = "json"
 """
+    + OBSERVED_DAEMON
+)
 HOOK = """
 import json, os, sys, time
 base = os.path.dirname(os.path.abspath(__file__))
@@ -83,16 +76,6 @@ if os.path.exists(os.path.join(base, "slow")):
 with open(os.path.join(base, "calls.log"), "a") as f:
     f.write(json.dumps({"at": "end"}) + "\\n")
 """
-
-
-def wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:  # polls a real subprocess
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
 
 
 class Notify:
@@ -124,40 +107,6 @@ class Notify:
         self._stop.set()
         self._thread.join(2)
         self.sock.close()
-
-
-class Proc:
-    def __init__(self, tmp: Path, config: Path, env: dict[str, str], n: int) -> None:
-        self.out = tmp / f"run{n}.out"
-        self.err = tmp / f"run{n}.err"
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.p = subprocess.Popen(
-                [sys.executable, "-m", "rotator", "run", "--config", str(config)],
-                cwd=tmp,
-                env=env,
-                stdout=out,
-                stderr=err,
-            )
-
-    def events(self) -> list[dict]:
-        found = []
-        for line in self.out.read_text().splitlines():
-            try:
-                found.append(json.loads(line))
-            except ValueError:
-                continue
-        return found
-
-    def has(self, event: str, **fields) -> bool:
-        return any(
-            e.get("event") == event and all(e.get(k) == v for k, v in fields.items())
-            for e in self.events()
-        )
-
-    def kill(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait(5)
 
 
 @pytest.fixture(name="generated")
@@ -205,18 +154,13 @@ def test_daemon_process_rotates_reloads_stops_and_resumes(  # noqa: PLR0917 (fix
         out=tmp_path,
         python=sys.executable,
         hook=tmp_path / "hook.py",
-        port=port,
-        url_file=url_file,
+        metrics_port=port,
+        notify_url_file=url_file,
     )
     config.write_text(good)
     notify = Notify(tmp_path / "notify.sock")
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "T_RUN_VAULT_TOKEN": bao.root_token,
-        "NOTIFY_SOCKET": str(notify.path),
-    }
-    procs: list[Proc] = []
+    env = daemon_env(tmp_path, "T_RUN_VAULT_TOKEN", bao.root_token, NOTIFY_SOCKET=str(notify.path))
+    procs: list[RunProcess] = []
     calls = tmp_path / "calls.log"
 
     def call_lines() -> list[dict]:
@@ -224,7 +168,7 @@ def test_daemon_process_rotates_reloads_stops_and_resumes(  # noqa: PLR0917 (fix
 
     try:
         # ---- 1. start: READY=1, the initial key is created and handed off
-        first = Proc(tmp_path, config, env, 1)
+        first = RunProcess(tmp_path, config, env, "run1")
         procs.append(first)
         wait_for(lambda: notify.seen("READY=1"), 15, "READY=1")
         env_file = tmp_path / "bot1.env"
@@ -264,7 +208,7 @@ def test_daemon_process_rotates_reloads_stops_and_resumes(  # noqa: PLR0917 (fix
 
         # ---- 4. restart: the rotation completes (old key revoked)
         (tmp_path / "slow").unlink()
-        second = Proc(tmp_path, config, env, 2)
+        second = RunProcess(tmp_path, config, env, "run2")
         procs.append(second)
         wait_for(lambda: sim.key(first_key) is None, 20, "the old key revoked")
         wait_for(lambda: second.has("rotation.completed", reason="expiring"), 5, "completed")

@@ -34,22 +34,15 @@ from typing import Any
 import httpx
 import hvac
 
+from fixtures.configs import OBSERVED_DAEMON
+from fixtures.processes import RunProcess, daemon_env, wait_for
+
 MASTER_UID = 1000
 MASTER_KEY = "MASTERKEY0000000001"
 MASTER_SECRET = "MASTERSECRET00000000000000000000001"
 SUB_UID = 2001
 KEY_NAME = "bot"
 TOKEN_ENV = "T_HA_VAULT_TOKEN"
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:  # polls real processes
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 # ------------------------------------------------------------------------------ simulator
@@ -283,7 +276,8 @@ esac
 exit 0
 """
 
-CONFIG = """\
+CONFIG = (
+    """\
 [bybit]
 base_url = "{sim}"
 timeout = "3s"
@@ -324,16 +318,9 @@ path = "{tmp}/bot.env"
 type = "command"
 argv = ["/bin/sh", "{tmp}/handoff_log.sh", "{tmp}/handoffs.jsonl"]
 timeout = "{log_timeout}"
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-[notify]
-min_interval = "0s"
-[[notify.channels]]
-type = "webhook"
-url_file = "{tmp}/notify-url"
-[logging]
-format = "json"
 """
+    + OBSERVED_DAEMON
+)
 
 
 @dataclass(frozen=True)
@@ -364,35 +351,15 @@ def _seconds(text: str) -> float:
     return float(text.removesuffix("s"))
 
 
-class Replica:
+class Replica(RunProcess):
+    """One `rotator run` of the cluster, leading its own process group: teardown kills the group,
+    so no hook child survives us."""
+
     def __init__(self, tmp: Path, n: int, config: Path, env: dict[str, str], port: int) -> None:
+        super().__init__(tmp, config, env, f"replica{n}", own_session=True)
         self.n = n
         self.metrics_port = port
-        self.out = tmp / f"replica{n}.out"
-        self.err = tmp / f"replica{n}.err"
-        with self.out.open("ab") as out, self.err.open("ab") as err:
-            self.p = subprocess.Popen(
-                [sys.executable, "-m", "rotator", "run", "--config", str(config)],
-                cwd=tmp,
-                env=env,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,  # teardown kills the group: no hook child survives us
-            )
-        self.pid = self.p.pid
         self.stopped = False
-
-    def alive(self) -> bool:
-        return self.p.poll() is None
-
-    def events(self) -> list[dict[str, Any]]:
-        found = []
-        for line in self.out.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if isinstance(event, dict):
-                    found.append(event)
-        return found
 
     def metric(self, name: str, labels: str) -> float | None:
         try:
@@ -407,11 +374,7 @@ class Replica:
         self.stopped = sig == signal.SIGSTOP
 
     def teardown(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGCONT)
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.p.wait(5)
+        self.kill()
 
 
 class Cluster:
@@ -452,11 +415,7 @@ class Cluster:
 
         (tmp / "handoff_log.sh").write_text(HANDOFF_HOOK)
         (tmp / "notify-url").write_text(self.receiver.url)
-        self.env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp),
-            TOKEN_ENV: bao.root_token,
-        }
+        self.env = daemon_env(tmp, TOKEN_ENV, bao.root_token)
         self.replicas: list[Replica] = []
         self._n = 0
         for _ in range(replicas):
@@ -482,6 +441,7 @@ class Cluster:
             gate_timeout=f"{int(_seconds(t.renew) * 500)}ms",
             log_timeout=f"{int(_seconds(t.renew) * 400)}ms",
             metrics_port=metrics_port,
+            notify_url_file=self.tmp / "notify-url",
         )
 
     def write_config(self, name: str, metrics_port: int) -> Path:

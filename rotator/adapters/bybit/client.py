@@ -58,6 +58,7 @@ from rotator.model import (
     fingerprint,
     permissions_as_dict,
 )
+from rotator.retry import Backoff
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -137,8 +138,8 @@ class BybitClient:
         # Jitter only spreads retries; it protects nothing, so a non-crypto PRNG is right.
         self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
         self._observer = observer
-        self._backoff_base_s = backoff_base_s
-        self._backoff_cap_s = backoff_cap_s
+        # Full jitter: each delay anywhere from 0 to the doubling ceiling (rotator.retry).
+        self._backoff = Backoff(first=backoff_base_s, cap=backoff_cap_s, jitter=1.0)
         self._limiter = rate_limiter or RateLimiter(clock=clock, sleep=sleep)
         self._offset = timedelta(0)  # Bybit's clock minus ours, measured after a 10002
         self._offset_lock = threading.Lock()
@@ -427,12 +428,11 @@ class BybitClient:
             return None
         if isinstance(error, ExchangeClockSkew):
             return 0.0  # the resync is the fix; a fresh timestamp goes out at once
-        ceiling = min(self._backoff_cap_s, self._backoff_base_s * 2 ** (attempt - 1))
-        jitter_s = self._rng.uniform(0, ceiling)
+        jitter_s = self._backoff.delay(attempt, self._rng.random())
         if error.retry_after is None:
             return jitter_s
         wait_s = max(0.0, error.retry_after.total_seconds())
-        if wait_s > self._backoff_cap_s:
+        if wait_s > self._backoff.cap:
             return None  # e.g. a 10-minute IP ban: the caller reschedules with retry_after
         return max(wait_s, jitter_s)
 
