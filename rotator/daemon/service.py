@@ -1,25 +1,6 @@
-"""`rotator run`: the long-running service around the engine.
+"""Daemon: the wiring of the service (engines per account, scheduler, threads, jobs).
 
-What runs when (APScheduler, rotator/adapters/scheduler.py):
-- `reconcile:<account>` every `policy.reconcile_interval` (plus jitter), one job per master
-  account, so accounts rotate in parallel on the thread pool while one account's runs never
-  overlap (a per-account lock; the engine is thread-safe per account only);
-- `due:<account>` at the earliest next due moment of the account's keys (`KeyReport.next_at`),
-  re-planned after every reconcile: a rotation step happens when it is due, not up to an interval
-  later; when it fires, every key of the account due by then runs in one reconcile (one job per
-  account, not per key: at 10,000 keys the scheduler holds a handful of jobs, and the account's
-  own work - master key, account state - is done once for all due keys);
-- `probe` pings Vault and Bybit (rotator_vault_up / rotator_bybit_up, /readyz);
-- `heartbeat` proves the scheduler works; the systemd watchdog is fed only while it does.
-
-Start-up waits for Vault and Bybit with backoff (logging why, /readyz and metrics saying so,
-EXTEND_TIMEOUT_USEC keeping systemd patient) instead of crash-looping, then sends READY=1.
-SIGTERM/SIGINT: no new step starts (Engine.should_stop), the step in flight finishes, exit 0
-within STOP_TIMEOUT. SIGHUP: re-read the config; an invalid one is rejected and the old one keeps
-running; a valid one rebuilds the engines and drops the metric series of keys that left it.
-
-Tests drive it without a scheduler: `tick()` is one periodic reconcile of every account,
-`run_due(now)` what the date jobs would run; the clock is injected.
+See the package docstring (rotator/daemon/__init__.py) for what runs when.
 """
 
 from __future__ import annotations
