@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -34,6 +34,7 @@ from rotator.adapters.status_page import render as render_status
 from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
+from rotator.daemon.accounts import ManagedAccount, account_of
 from rotator.errors import ConfigError, LeaseLost, RotatorError
 from rotator.intents import IntentQueue, execute
 from rotator.lease import AccountLease, new_identity
@@ -60,19 +61,6 @@ STUCK_AFTER_S = (
     900.0  # a run of one account longer than this is "stuck" in /readyz (RotatorAccountStuck)
 )
 INTENT_POLL_MAX = timedelta(seconds=5)  # how soon a `rotator rotate` is picked up, at most
-
-
-@dataclass
-class _Account:
-    name: str
-    engine: Engine
-    keys: tuple[str, ...]
-    lease: AccountLease
-    intents: IntentQueue
-    snapshot_path: str
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    busy_since: float | None = None  # monotonic start of the run under way, if any
-    held_since: datetime | None = None  # when this replica last acquired the lease
 
 
 @dataclass
@@ -140,7 +128,7 @@ class Daemon:
         self._declare_series(cfg)
 
     # ================================================================== wiring
-    def _build(self, cfg: Config) -> tuple[Runtime, dict[str, _Account]]:
+    def _build(self, cfg: Config) -> tuple[Runtime, dict[str, ManagedAccount]]:
         hooks = build_hooks(cfg, on_failure=self._handoff_failed)
         runtime = self._builder(
             cfg,
@@ -150,7 +138,7 @@ class Daemon:
             on_bybit_request=self.metrics.observe_request,
         )
         base = runtime.engine
-        accounts: dict[str, _Account] = {}
+        accounts: dict[str, ManagedAccount] = {}
         for account in base.accounts:
             keys = [k for k in base.keys if k.account == account.name]
             acfg = cfg.account(account.name)
@@ -174,7 +162,7 @@ class Daemon:
                 should_stop=self._stop.is_set,
                 authorities={account.name: lease},
             )
-            accounts[account.name] = _Account(
+            accounts[account.name] = ManagedAccount(
                 name=account.name,
                 engine=engine,
                 keys=tuple(k.name for k in keys),
@@ -248,7 +236,7 @@ class Daemon:
                     return self._lead(account, wanted, partial=only is not None)
 
     def _lead(
-        self, account: _Account, wanted: list[str] | None, *, partial: bool
+        self, account: ManagedAccount, wanted: list[str] | None, *, partial: bool
     ) -> ReconcileResult | None:
         """The holder's run (caller holds the account's lock): reconcile, then absorb it."""
         with structlog.contextvars.bound_contextvars(account=account.name):
@@ -327,7 +315,7 @@ class Daemon:
         by_account: dict[str, list[str]] = {}
         for key, when in sorted(self.due.items()):
             if when <= now:
-                account = self._account_of(key)
+                account = account_of(self.accounts.values(), key)
                 if account is not None:
                     by_account.setdefault(account, []).append(key)
         results = []
@@ -336,9 +324,6 @@ class Daemon:
             if result is not None:
                 results.append(result)
         return results
-
-    def _account_of(self, key: str) -> str | None:
-        return next((a.name for a in self.accounts.values() if key in a.keys), None)
 
     def _absorb(self, account: str, result: ReconcileResult, *, partial: bool) -> None:
         """Metrics, notifications, plans and status from one result."""
@@ -484,7 +469,7 @@ class Daemon:
                     )
             self._stop.wait(period)
 
-    def _follow(self, account: _Account) -> None:
+    def _follow(self, account: ManagedAccount) -> None:
         """A follower's view: the holder's last snapshot, for metrics, status and /status."""
         try:
             current = self.runtime.store.read(account.snapshot_path)
@@ -511,7 +496,7 @@ class Daemon:
             self._set_last_reconcile_success()
         self._update_status()
 
-    def _write_snapshot(self, account: _Account, result: ReconcileResult) -> None:
+    def _write_snapshot(self, account: ManagedAccount, result: ReconcileResult) -> None:
         """The holder's full view, for followers and `rotator status`. Best effort, fenced."""
         token = account.lease.token
         if token is None:
