@@ -8,14 +8,12 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import structlog
@@ -35,6 +33,7 @@ from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
 from rotator.daemon.accounts import ManagedAccount, account_of
+from rotator.daemon.signals import Signals
 from rotator.errors import ConfigError, LeaseLost, RotatorError
 from rotator.intents import IntentQueue, execute
 from rotator.lease import AccountLease, new_identity
@@ -102,9 +101,7 @@ class Daemon:
         self._elected = False  # one election round done: this replica knows what it holds
         self._found: dict[str, list[int]] = {}  # "all" key set -> the sub UIDs it manages
         self.missing_subs: dict[str, list[int]] = {}  # "all" key set -> listed no more
-        self._stop = threading.Event()  # set by SIGTERM/SIGINT or request_stop()
-        self._wake = threading.Event()  # the main loop has a signal to handle
-        self._hup = threading.Event()
+        self.signals = Signals()
         self._inflight = 0
         self._inflight_cv = threading.Condition()
         self.phase = "starting"  # starting | running | stopping
@@ -159,7 +156,7 @@ class Daemon:
                 keys=keys,
                 handoff=hooks,
                 owner=self.identity,
-                should_stop=self._stop.is_set,
+                should_stop=self.signals.stop.is_set,
                 authorities={account.name: lease},
             )
             accounts[account.name] = ManagedAccount(
@@ -213,7 +210,7 @@ class Daemon:
         self, name: str, only: tuple[str, ...] | None = None
     ) -> ReconcileResult | None:
         """One account's reconcile (all its keys, or `only` those): what every job calls."""
-        if self._stop.is_set():
+        if self.signals.stop.is_set():
             return None
         if only is None:
             self.discover(name)  # before the lock: a grown key set rebuilds the engines
@@ -225,7 +222,7 @@ class Daemon:
                 with account.lock:
                     if self.accounts.get(name) is not account:
                         continue  # swapped by a reload while we waited: use the new engine
-                    if self._stop.is_set():
+                    if self.signals.stop.is_set():
                         return None
                     wanted = None if only is None else [k for k in only if k in account.keys]
                     if wanted is not None and not wanted:
@@ -275,7 +272,7 @@ class Daemon:
     def check_reminders(self) -> list[TrackedReport]:
         """Read every [[tracked]] key's expiry and send the reminders that are due (the
         `reminders` job, after each tick in tests). See rotator/reminders.py."""
-        if not self.config.tracked or self._stop.is_set():
+        if not self.config.tracked or self.signals.stop.is_set():
             return []
         with self._running():
             runtime = self.runtime
@@ -435,7 +432,7 @@ class Daemon:
                 account.lease.release()
             patience = held * retry_s if spread and not was else 0.0
             now_held = account.lease.step(
-                may_acquire=not self._stop.is_set() and not stuck, patience_s=patience
+                may_acquire=not self.signals.stop.is_set() and not stuck, patience_s=patience
             )
             if now_held and not was:
                 held += 1
@@ -452,7 +449,7 @@ class Daemon:
         """The election loop, on a thread of its own: a hung account or a full pool never stops
         the renewals; a lease newly won starts its account's reconcile at once."""
         period = self.config.leader_election.retry_period.total_seconds()
-        while not self._stop.is_set():
+        while not self.signals.stop.is_set():
             try:
                 newly = self.elect()
             except Exception:  # a bug must not end renewals silently: the lease then lapses
@@ -467,7 +464,7 @@ class Daemon:
                         wall_now(),
                         executor=self._executor(name),
                     )
-            self._stop.wait(period)
+            self.signals.stop.wait(period)
 
     def _follow(self, account: ManagedAccount) -> None:
         """A follower's view: the holder's last snapshot, for metrics, status and /status."""
@@ -558,7 +555,7 @@ class Daemon:
                 return
             with account.lock, structlog.contextvars.bound_contextvars(account=name):
                 for intent in account.intents.pending():
-                    if self._stop.is_set() or not account.lease.holds():
+                    if self.signals.stop.is_set() or not account.lease.holds():
                         return
                     log.info("intent.started", intent_id=intent.id, kind=intent.kind.value)
                     account.busy_since = self._monotonic()
@@ -931,24 +928,14 @@ class Daemon:
     # ================================================================== lifecycle
     def request_stop(self) -> None:
         """Stop as SIGTERM does (the demo's --duration, tests)."""
-        self._stop.set()
-        self._wake.set()
+        self.signals.request_stop()
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        del frame
-        if signum == signal.SIGHUP:
-            self._hup.set()
-        else:
-            self._stop.set()
-        self._wake.set()
+        return self.signals.stop.is_set()
 
     def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._on_signal)
+        self.signals.install()
 
     def start_http(self) -> bool:
         if not self.config.metrics.enabled:
@@ -980,7 +967,7 @@ class Daemon:
         """Probe Vault and Bybit until both answer, backing off; False if stopped meanwhile."""
         delay = STARTUP_BACKOFF_MIN_S
         attempt = 0
-        while not self._stop.is_set():
+        while not self.signals.stop.is_set():
             attempt += 1
             self._beat()
             if self.probe():
@@ -999,29 +986,16 @@ class Daemon:
             )
             status = "waiting for " + ", ".join(waiting)
             self.sd.extend_timeout(timedelta(seconds=wait_s + 30), status=status[:200])
-            self._sleep_interruptibly(wait_s)
+            self.signals.sleep(wait_s, tick=self._beat, reload=self.reload)
             delay = min(delay * 2, STARTUP_BACKOFF_MAX_S)
         return False
-
-    def _sleep_interruptibly(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._beat()  # the start-up loop is alive: the watchdog may be fed
-            self._wake.wait(min(left, 1.0))
-            if self._hup.is_set():
-                self._hup.clear()
-                self.reload()
-            self._wake.clear()
 
     def _watchdog_loop(self) -> None:
         interval = self.sd.watchdog_interval
         if interval is None:
             return
         period = interval.total_seconds() / 2
-        while not self._stop.wait(period):
+        while not self.signals.stop.wait(period):
             ok, _ = self.healthy()
             if ok:
                 self.sd.watchdog()
@@ -1061,11 +1035,9 @@ class Daemon:
         log.info(
             "daemon.ready", workers=workers, interval_s=self.reconcile_interval.total_seconds()
         )
-        while not self._stop.is_set():
-            self._wake.wait(1.0)
-            self._wake.clear()
-            if self._hup.is_set() and not self._stop.is_set():
-                self._hup.clear()
+        while not self.signals.stop.is_set():
+            self.signals.wait(1.0)
+            if self.signals.take_hup():
                 self.reload()
 
     def _job_event(self, kind: str, event: str) -> None:
@@ -1074,7 +1046,7 @@ class Daemon:
 
     def _shutdown(self) -> int:
         self.phase = "stopping"
-        self._stop.set()
+        self.signals.stop.set()
         self.sd.stopping(status="stopping: finishing the step in flight")
         log.info("daemon.stopping", in_flight=self._inflight)
         if self.scheduler is not None:
