@@ -33,6 +33,7 @@ from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
 from rotator.daemon.accounts import ManagedAccount, account_of
+from rotator.daemon.due import DuePlan
 from rotator.daemon.signals import Signals
 from rotator.errors import ConfigError, LeaseLost, RotatorError
 from rotator.intents import IntentQueue, execute
@@ -53,7 +54,6 @@ STARTUP_BACKOFF_MIN_S = 1.0
 STARTUP_BACKOFF_MAX_S = 60.0
 HEARTBEAT_S = 5.0
 HEARTBEAT_STALE_S = 30.0  # no heartbeat this long: unhealthy, the watchdog stops being fed
-MIN_DUE_GAP = timedelta(seconds=1)  # never plan a due job sooner than this from now
 PROBE_MAX_INTERVAL = timedelta(seconds=30)
 READY_FACTOR = 3  # /readyz wants a successful reconcile within 3 x reconcile_interval
 STUCK_AFTER_S = (
@@ -112,8 +112,7 @@ class Daemon:
         self.account_reports: dict[str, AccountReport] = {}
         self.tracked_reports: dict[str, TrackedReport] = {}
         self.last_ok: dict[str, datetime] = {}  # account -> last reconcile without global failure
-        self.due: dict[str, datetime] = {}  # key -> next due moment (clock time)
-        self._due_streak: dict[str, int] = {}
+        self.due_plan = DuePlan()
         self.scheduler: Scheduler | None = None
         self.http: HealthServer | None = None
         self._status = ""
@@ -200,6 +199,11 @@ class Daemon:
         with contextlib.suppress(KeyError):
             key = self.config.key(key_name)
             self.metrics.observe_handoff_failure(key.name, key.account, key.sub_uid, hook)
+
+    @property
+    def due(self) -> dict[str, datetime]:
+        """Each key's next due moment (clock time); see rotator/daemon/due.py."""
+        return self.due_plan.moments
 
     @property
     def reconcile_interval(self) -> timedelta:
@@ -310,11 +314,10 @@ class Daemon:
         """Run what the date jobs would run by `now`: every key whose due moment has come."""
         self.elect(spread=False)
         by_account: dict[str, list[str]] = {}
-        for key, when in sorted(self.due.items()):
-            if when <= now:
-                account = account_of(self.accounts.values(), key)
-                if account is not None:
-                    by_account.setdefault(account, []).append(key)
+        for key in self.due_plan.due_by(sorted(self.due_plan.moments), now):
+            account = account_of(self.accounts.values(), key)
+            if account is not None:
+                by_account.setdefault(account, []).append(key)
         results = []
         for account, keys in by_account.items():
             result = self.reconcile_account(account, tuple(keys))
@@ -335,7 +338,8 @@ class Daemon:
             self.last_ok[account] = result.finished_at
             self._set_last_reconcile_success()
         self.notifier.observe(result, now)
-        self._plan(result, now)
+        for name in self.due_plan.plan(result.keys, now, self.reconcile_interval):
+            self._schedule_due(name, now)
         log.info(
             "reconcile.completed",
             scope="due" if partial else "all",
@@ -366,40 +370,19 @@ class Daemon:
             oldest = min(self.last_ok[name] for name in self.accounts)
             self.metrics.last_reconcile_success.set(oldest.timestamp())
 
-    def _plan(self, result: ReconcileResult, now: datetime) -> None:
-        """A date job per key at its next due moment; none for keys with nothing due."""
-        for report in result.keys:
-            when = report.next_at
-            if when is None:
-                self.due.pop(report.name, None)
-                self._due_streak.pop(report.name, None)
-                continue
-            if when <= now and not report.completed and not report.step_attempted:
-                # Due now but nothing moved (claimed by another replica, a step refused to run):
-                # back off instead of spinning, up to one reconcile interval.
-                streak = self._due_streak.get(report.name, 0) + 1
-                self._due_streak[report.name] = streak
-                gap = min(MIN_DUE_GAP * (2 ** min(streak, 16)), self.reconcile_interval)
-            else:
-                self._due_streak.pop(report.name, None)
-                gap = MIN_DUE_GAP
-            self.due[report.name] = max(when, now + gap)
-        for account in {report.account for report in result.keys}:
-            self._schedule_due(account, now)
-
     def _schedule_due(self, account: str, now: datetime) -> None:
         """The account's one date job, at the earliest due moment of its keys (or none)."""
         if self.scheduler is None:
             return
         known = self.accounts.get(account)
-        moments = [self.due[k] for k in (known.keys if known else ()) if k in self.due]
-        if not moments:
+        first = self.due_plan.earliest(known.keys if known else ())
+        if first is None:
             self.scheduler.remove(f"due:{account}")
             return
         self.scheduler.at(
             f"due:{account}",
             self._due_job(account),
-            wall_now() + (min(moments) - now),
+            wall_now() + (first - now),
             executor=self._executor(account),
         )
 
@@ -636,9 +619,7 @@ class Daemon:
         """What `due:<account>` runs: every key of the account due by now, in one reconcile."""
         now = self.clock.now()
         known = self.accounts.get(account)
-        keys = tuple(
-            k for k in (known.keys if known else ()) if k in self.due and self.due[k] <= now
-        )
+        keys = self.due_plan.due_by(known.keys if known else (), now)
         if keys:
             self._job(account, keys)
         else:  # fired early (clock adjustments): plan again
@@ -897,7 +878,7 @@ class Daemon:
             if key.name not in {k.name for k in new.keys}:
                 removed.append(key.name)
                 self.reports.pop(key.name, None)
-                self.due.pop(key.name, None)
+                self.due_plan.forget(key.name)
         names = {a.name for a in new.accounts}
         for account in old.accounts:
             if account.name not in names:
@@ -918,8 +899,9 @@ class Daemon:
             counts[bucket] = counts.get(bucket, 0) + 1
         parts = [f"{n} {b}" for b, n in sorted(counts.items())]
         status = f"{len(self.reports)} keys: {', '.join(parts) or 'none'}"
-        if self.due:
-            key, when = min(self.due.items(), key=lambda item: item[1])
+        first = self.due_plan.next()
+        if first is not None:
+            key, when = first
             status += f"; next: {key} at {when:%Y-%m-%d %H:%M:%S}Z"
         if status != self._status:
             self._status = status
