@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from rotator.adapters.status_page import render as render_status
 from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
+from rotator.daemon import leadership
 from rotator.daemon.accounts import ManagedAccount, account_of
 from rotator.daemon.due import DuePlan
 from rotator.daemon.signals import Signals
@@ -40,7 +41,6 @@ from rotator.intents import IntentQueue, execute
 from rotator.lease import AccountLease, new_identity
 from rotator.ports import Fence
 from rotator.reminders import Reminder, Reminders, TrackedReport
-from rotator.reports import Snapshot
 from rotator.rotation import AccountReport, Engine, KeyReport, ReconcileResult
 from rotator.wiring import Runtime, build
 
@@ -56,9 +56,6 @@ HEARTBEAT_S = 5.0
 HEARTBEAT_STALE_S = 30.0  # no heartbeat this long: unhealthy, the watchdog stops being fed
 PROBE_MAX_INTERVAL = timedelta(seconds=30)
 READY_FACTOR = 3  # /readyz wants a successful reconcile within 3 x reconcile_interval
-STUCK_AFTER_S = (
-    900.0  # a run of one account longer than this is "stuck" in /readyz (RotatorAccountStuck)
-)
 INTENT_POLL_MAX = timedelta(seconds=5)  # how soon a `rotator rotate` is picked up, at most
 
 
@@ -257,7 +254,7 @@ class Daemon:
             return None
         self._absorb(account.name, result, partial=partial)
         if not partial:
-            self._write_snapshot(account, result)
+            leadership.write_snapshot(self.runtime.store, account, result, holder=self.identity)
         return result
 
     def tick(self) -> list[ReconcileResult]:
@@ -388,84 +385,46 @@ class Daemon:
 
     # ================================================================== leadership
     def elect(self, *, spread: bool = True) -> list[str]:
-        """One election round for every account; returns the accounts newly acquired.
-
-        With `spread`, a replica that already holds k leases waits k retry periods before taking
-        a free one (and as much longer than lease_duration before taking over a dead holder's),
-        so that accounts, and Bybit's per-UID limits with them, spread over replicas.
-        """
-        retry_s = self.config.leader_election.retry_period.total_seconds()
-        accounts = list(self.accounts.values())
-        random.shuffle(accounts)
-        held = sum(1 for a in accounts if a.lease.holds())
-        newly = []
-        mono = self._monotonic()
-        for account in accounts:
-            was = account.lease.holds()
-            stuck = account.busy_since is not None and mono - account.busy_since > STUCK_AFTER_S
-            if was and stuck:
-                # A run this long is a bug or a hang beyond every timeout: hand the account to
-                # another replica (whatever the stuck thread does next is fenced out).
-                log.error(
-                    "lease.abdicated",
-                    account=account.name,
-                    run_s=round(mono - account.busy_since, 1) if account.busy_since else None,
-                    action="released so another replica can act; see RotatorAccountStuck",
-                )
-                account.lease.release()
-            patience = held * retry_s if spread and not was else 0.0
-            now_held = account.lease.step(
-                may_acquire=not self.signals.stop.is_set() and not stuck, patience_s=patience
-            )
-            if now_held and not was:
-                held += 1
-                newly.append(account.name)
-                account.held_since = self.clock.now()
-            elif was and not now_held:
-                held -= 1
-                account.held_since = None
-            self.metrics.leader.labels(account.name).set(1 if now_held else 0)
+        """One election round for every account (rotator/daemon/leadership.py); returns the
+        accounts newly acquired."""
+        round_ = leadership.elect(
+            self.accounts.values(),
+            spread=spread,
+            may_acquire=not self.signals.stop.is_set(),
+            retry_s=self.config.leader_election.retry_period.total_seconds(),
+            now=self.clock.now(),
+            mono=self._monotonic(),
+        )
+        for name, leading in round_.leading.items():
+            self.metrics.leader.labels(name).set(1 if leading else 0)
         self._elected = True
-        return newly
+        return list(round_.newly)
 
     def _lease_loop(self) -> None:
-        """The election loop, on a thread of its own: a hung account or a full pool never stops
-        the renewals; a lease newly won starts its account's reconcile at once."""
-        period = self.config.leader_election.retry_period.total_seconds()
-        while not self.signals.stop.is_set():
-            try:
-                newly = self.elect()
-            except Exception:  # a bug must not end renewals silently: the lease then lapses
-                log.exception("lease.loop_failed")
-                newly = []
-            for name in newly:
-                log.info("leader.acquired", account=name, identity=self.identity)
-                if self.scheduler is not None:
-                    self.scheduler.at(
-                        f"takeover:{name}",
-                        self._reconcile_job(name),
-                        wall_now(),
-                        executor=self._executor(name),
-                    )
-            self.signals.stop.wait(period)
+        """The election loop's thread; a lease newly won starts its account's reconcile."""
+        leadership.lease_loop(
+            self.elect,
+            acquired=self._took_over,
+            stop=self.signals.stop,
+            period_s=self.config.leader_election.retry_period.total_seconds(),
+        )
+
+    def _took_over(self, name: str) -> None:
+        log.info("leader.acquired", account=name, identity=self.identity)
+        if self.scheduler is not None:
+            self.scheduler.at(
+                f"takeover:{name}",
+                self._reconcile_job(name),
+                wall_now(),
+                executor=self._executor(name),
+            )
 
     def _follow(self, account: ManagedAccount) -> None:
         """A follower's view: the holder's last snapshot, for metrics, status and /status."""
-        try:
-            current = self.runtime.store.read(account.snapshot_path)
-            if current is None:
-                return
-            snap = Snapshot.from_record(current.data, account.snapshot_path)
-        except RotatorError as exc:
-            log.warning("snapshot.read_failed", account=account.name, error=exc.message)
+        snap = leadership.read_snapshot(self.runtime.store, account)
+        if snap is None:
             return
-        result = ReconcileResult(
-            started_at=snap.written_at,
-            finished_at=snap.written_at,
-            keys=snap.keys,
-            accounts=(snap.account,),
-        )
-        self.metrics.observe_state(result)
+        self.metrics.observe_state(leadership.as_result(snap))
         for report in snap.keys:
             self.reports[report.name] = report
         self.account_reports[account.name] = snap.account
@@ -475,34 +434,6 @@ class Daemon:
             self.last_ok[account.name] = snap.written_at
             self._set_last_reconcile_success()
         self._update_status()
-
-    def _write_snapshot(self, account: ManagedAccount, result: ReconcileResult) -> None:
-        """The holder's full view, for followers and `rotator status`. Best effort, fenced."""
-        token = account.lease.token
-        if token is None:
-            return
-        snap = Snapshot(
-            account=result.accounts[0] if result.accounts else AccountReport(name=account.name),
-            keys=tuple(
-                replace(k, completed=False, failure=None, step_attempted=False) for k in result.keys
-            ),
-            written_at=result.finished_at,
-            holder=self.identity,
-            token=token,
-        )
-        store = self.runtime.store
-        try:
-            current = store.read(account.snapshot_path)
-            if current is not None and int(current.data.get("token") or 0) > token:
-                return  # a newer holder wrote it
-            account.lease.fence()
-            store.write(
-                account.snapshot_path,
-                snap.to_record(),
-                cas=current.version if current else 0,
-            )
-        except (RotatorError, TypeError, ValueError) as exc:
-            log.warning("snapshot.write_failed", account=account.name, error=str(exc)[:200])
 
     def poll_intents(self) -> int:
         """What operators asked for (`rotator rotate`, ...): each held account with pending
@@ -572,11 +503,7 @@ class Daemon:
         return self.scheduler.ensure_executor(f"account:{account}")
 
     def _may_notify(self) -> bool:
-        """Only the lease holder notifies; during a Vault outage (nobody can renew), the replica
-        that held a lease last still does."""
-        return any(
-            a.lease.holds() or a.lease.holder == self.identity for a in self.accounts.values()
-        )
+        return leadership.may_notify(self.accounts.values(), self.identity)
 
     # ================================================================== probes
     def probe(self) -> bool:
@@ -657,7 +584,7 @@ class Daemon:
         stuck = [
             name
             for name, account in self.accounts.items()
-            if account.busy_since is not None and mono - account.busy_since > STUCK_AFTER_S
+            if leadership.is_stuck(account.busy_since, mono)
         ]
         detail: dict[str, Any] = {
             "phase": self.phase,
