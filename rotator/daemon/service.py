@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,9 +30,10 @@ from rotator.adapters.status_page import render as render_status
 from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
-from rotator.daemon import leadership
+from rotator.daemon import leadership, probes
 from rotator.daemon.accounts import ManagedAccount, account_of
 from rotator.daemon.due import DuePlan
+from rotator.daemon.probes import HEARTBEAT_S, PROBE_MAX_INTERVAL, READY_FACTOR, Probe
 from rotator.daemon.signals import Signals
 from rotator.errors import ConfigError, LeaseLost, RotatorError
 from rotator.intents import IntentQueue, execute
@@ -50,20 +49,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 
 STOP_TIMEOUT = timedelta(seconds=90)  # < systemd's TimeoutStopSec=2min in deploy/systemd
-STARTUP_BACKOFF_MIN_S = 1.0
-STARTUP_BACKOFF_MAX_S = 60.0
-HEARTBEAT_S = 5.0
-HEARTBEAT_STALE_S = 30.0  # no heartbeat this long: unhealthy, the watchdog stops being fed
-PROBE_MAX_INTERVAL = timedelta(seconds=30)
-READY_FACTOR = 3  # /readyz wants a successful reconcile within 3 x reconcile_interval
 INTENT_POLL_MAX = timedelta(seconds=5)  # how soon a `rotator rotate` is picked up, at most
-
-
-@dataclass
-class _Probe:
-    ok: bool | None = None  # None: not probed yet
-    error: str | None = None
-    at: datetime | None = None
 
 
 class Daemon:
@@ -103,8 +89,8 @@ class Daemon:
         self._inflight_cv = threading.Condition()
         self.phase = "starting"  # starting | running | stopping
         self._heartbeat = time.monotonic()
-        self.vault = _Probe()
-        self.bybit = _Probe()
+        self.vault = Probe()
+        self.bybit = Probe()
         self.reports: dict[str, KeyReport] = {}
         self.account_reports: dict[str, AccountReport] = {}
         self.tracked_reports: dict[str, TrackedReport] = {}
@@ -510,28 +496,14 @@ class Daemon:
         """Ping Vault (reachable, unsealed, authenticated) and Bybit. True if both answered."""
         now = self.clock.now()
         results = []
-        for name, probe, ping in (
-            ("vault", self.vault, self.runtime.store.ping),
-            ("bybit", self.bybit, self._probe_bybit),
+        for name, probe, call, gauge in (
+            ("vault", self.vault, self.runtime.store.ping, self.metrics.vault_up),
+            ("bybit", self.bybit, self._probe_bybit, self.metrics.bybit_up),
         ):
-            error: str | None = None
-            try:
-                ping()
-            except RotatorError as exc:
-                error = exc.message
-            except Exception as exc:  # noqa: BLE001 (a probe must report, never raise)
-                error = type(exc).__name__
-            ok = error is None
-            was = probe.ok
-            probe.ok, probe.error, probe.at = ok, error, now
-            gauge = self.metrics.vault_up if name == "vault" else self.metrics.bybit_up
+            ok = probes.ping(name, probe, call, now)
             gauge.set(1 if ok else 0)
-            if not ok:
-                log.warning("dependency.unreachable", service=name, error=error)
-                if self._may_notify():
-                    self.notifier.unreachable(name, error or "unknown error")
-            elif was is False:
-                log.info("dependency.reachable_again", service=name)
+            if not ok and self._may_notify():
+                self.notifier.unreachable(name, probe.error or "unknown error")
             results.append(ok)
         return all(results)
 
@@ -557,55 +529,29 @@ class Daemon:
 
     # ================================================================== health
     def healthy(self) -> tuple[bool, dict[str, Any]]:
-        """/healthz: alive, and (once running) the scheduler runs and its heartbeat is recent."""
-        age = time.monotonic() - self._heartbeat
-        detail: dict[str, Any] = {"phase": self.phase, "heartbeat_age_s": round(age, 1)}
-        if self.phase == "running":
-            running = self.scheduler is not None and self.scheduler.running
-            detail["scheduler_running"] = running
-            return running and age < HEARTBEAT_STALE_S, detail
-        return True, detail  # starting (waiting for Vault/Bybit is healthy) or stopping
+        """/healthz (rotator/daemon/probes.py `health`)."""
+        return probes.health(
+            phase=self.phase,
+            heartbeat_age_s=time.monotonic() - self._heartbeat,
+            scheduler_running=self.scheduler is not None and self.scheduler.running,
+        )
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
-        """/readyz: Vault reachable and authenticated; every account this replica holds was
-        reconciled recently (or was taken over recently) and none is stuck. A follower is ready
-        as soon as Vault answers: it can take over."""
-        now = self.clock.now()
-        mono = self._monotonic()
-        limit = self.reconcile_interval * READY_FACTOR
-        stale = []
-        for name, account in self.accounts.items():
-            if not account.lease.holds():
-                continue
-            last = self.last_ok.get(name)
-            since = account.held_since or now
-            if (last is None and now - since > limit) or (last is not None and now - last > limit):
-                stale.append(name)
-        stuck = [
-            name
-            for name, account in self.accounts.items()
-            if leadership.is_stuck(account.busy_since, mono)
-        ]
-        detail: dict[str, Any] = {
-            "phase": self.phase,
-            "identity": self.identity,
-            "vault": {"ok": self.vault.ok, "error": self.vault.error},
-            "bybit": {"ok": self.bybit.ok, "error": self.bybit.error},
-            "last_reconcile": {n: t.isoformat() for n, t in self.last_ok.items()},
-            "leaders": {n: a.lease.holder for n, a in self.accounts.items()},
-            "held_accounts": sorted(n for n, a in self.accounts.items() if a.lease.holds()),
-            "stale_accounts": stale,
-            "stuck_accounts": stuck,
-            "key_sets_missing_sub_uids": {k: v for k, v in self.missing_subs.items() if v},
-        }
-        ok = (
-            self.phase == "running"
-            and self.vault.ok is True
-            and self._elected
-            and not stale
-            and not stuck
+        """/readyz (rotator/daemon/probes.py `readiness`): Vault reachable and authenticated;
+        every account this replica holds was reconciled recently and none is stuck."""
+        return probes.readiness(
+            phase=self.phase,
+            identity=self.identity,
+            vault=self.vault,
+            bybit=self.bybit,
+            elected=self._elected,
+            accounts=self.accounts,
+            last_ok=self.last_ok,
+            missing_subs=self.missing_subs,
+            now=self.clock.now(),
+            mono=self._monotonic(),
+            limit=self.reconcile_interval * READY_FACTOR,
         )
-        return ok, detail
 
     def status_page(self) -> str:
         """/status: the last reports as a read-only HTML page; asks neither Vault nor Bybit."""
@@ -874,42 +820,18 @@ class Daemon:
 
     def wait_for_dependencies(self) -> bool:
         """Probe Vault and Bybit until both answer, backing off; False if stopped meanwhile."""
-        delay = STARTUP_BACKOFF_MIN_S
-        attempt = 0
-        while not self.signals.stop.is_set():
-            attempt += 1
-            self._beat()
-            if self.probe():
-                return True
-            waiting = [
-                f"{name} ({probe.error})"
+        return probes.wait_for_dependencies(
+            probe=self.probe,
+            unreachable=lambda: [
+                (name, probe.error)
                 for name, probe in (("Vault", self.vault), ("Bybit", self.bybit))
                 if not probe.ok
-            ]
-            wait_s = delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not crypto)
-            log.warning(
-                "startup.waiting",
-                attempt=attempt,
-                waiting_for=[w.split(" ", 1)[0] for w in waiting],
-                retry_in_s=round(wait_s, 1),
-            )
-            status = "waiting for " + ", ".join(waiting)
-            self.sd.extend_timeout(timedelta(seconds=wait_s + 30), status=status[:200])
-            self.signals.sleep(wait_s, tick=self._beat, reload=self.reload)
-            delay = min(delay * 2, STARTUP_BACKOFF_MAX_S)
-        return False
-
-    def _watchdog_loop(self) -> None:
-        interval = self.sd.watchdog_interval
-        if interval is None:
-            return
-        period = interval.total_seconds() / 2
-        while not self.signals.stop.wait(period):
-            ok, _ = self.healthy()
-            if ok:
-                self.sd.watchdog()
-            else:
-                log.error("watchdog.withheld", reason="scheduler heartbeat stale")
+            ],
+            sleep=lambda s: self.signals.sleep(s, tick=self._beat, reload=self.reload),
+            stopped=self.signals.stop.is_set,
+            beat=self._beat,
+            sd=self.sd,
+        )
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT. Returns the exit code."""
@@ -923,7 +845,12 @@ class Daemon:
             metrics=self.http.url if self.http else None,
         )
         self.sd.status("starting: probing Vault and Bybit")
-        threading.Thread(target=self._watchdog_loop, name="rotator-watchdog", daemon=True).start()
+        threading.Thread(
+            target=probes.watchdog_loop,
+            args=(self.sd, self.healthy, self.signals.stop),
+            name="rotator-watchdog",
+            daemon=True,
+        ).start()
         try:
             if self.wait_for_dependencies():
                 self._serve()
