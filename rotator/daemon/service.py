@@ -30,13 +30,14 @@ from rotator.adapters.status_page import render as render_status
 from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
+from rotator.daemon import intents as intent_runner
 from rotator.daemon import leadership, probes
 from rotator.daemon.accounts import ManagedAccount, account_of
 from rotator.daemon.due import DuePlan
 from rotator.daemon.probes import HEARTBEAT_S, PROBE_MAX_INTERVAL, READY_FACTOR, Probe
 from rotator.daemon.signals import Signals
 from rotator.errors import ConfigError, LeaseLost, RotatorError
-from rotator.intents import IntentQueue, execute
+from rotator.intents import IntentQueue
 from rotator.lease import AccountLease, new_identity
 from rotator.ports import Fence
 from rotator.reminders import Reminder, Reminders, TrackedReport
@@ -424,28 +425,18 @@ class Daemon:
     def poll_intents(self) -> int:
         """What operators asked for (`rotator rotate`, ...): each held account with pending
         intents gets a run on its own executor. Returns how many accounts have some."""
-        found = 0
-        for account in list(self.accounts.values()):
-            if not account.lease.holds():
-                continue
-            try:
-                pending = account.intents.pending()
-            except RotatorError as exc:
-                log.warning("intents.read_failed", account=account.name, error=exc.message)
-                continue
-            if not pending:
-                continue
-            found += 1
-            if self.scheduler is None:
-                self.run_intents(account.name)
-            else:
-                self.scheduler.at(
-                    f"intents:{account.name}",
-                    self._intents_job(account.name),
-                    wall_now(),
-                    executor=self._executor(account.name),
-                )
-        return found
+        return intent_runner.poll(list(self.accounts.values()), self._start_intents)
+
+    def _start_intents(self, name: str) -> None:
+        if self.scheduler is None:
+            self.run_intents(name)
+        else:
+            self.scheduler.at(
+                f"intents:{name}",
+                self._intents_job(name),
+                wall_now(),
+                executor=self._executor(name),
+            )
 
     def run_intents(self, name: str) -> None:
         """Carry out an account's pending intents, one by one, under its lock and lease."""
@@ -454,31 +445,22 @@ class Daemon:
             if account is None:
                 return
             with account.lock, structlog.contextvars.bound_contextvars(account=name):
-                for intent in account.intents.pending():
-                    if self.signals.stop.is_set() or not account.lease.holds():
-                        return
-                    log.info("intent.started", intent_id=intent.id, kind=intent.kind.value)
-                    account.busy_since = self._monotonic()
-                    try:
-                        done = execute(account.engine, name, intent, by=self.identity)
-                    finally:
-                        account.busy_since = None
-                    account.intents.finish(done, self.clock.now())
-                    log.info(
-                        "intent.finished",
-                        intent_id=intent.id,
-                        kind=intent.kind.value,
-                        status=done.status.value,
-                    )
-                    if done.reports and account.lease.holds():
-                        now = self.clock.now()
-                        self._absorb(
-                            name,
-                            ReconcileResult(
-                                started_at=now, finished_at=now, keys=done.reports, accounts=()
-                            ),
-                            partial=True,
-                        )
+                intent_runner.run(
+                    account,
+                    by=self.identity,
+                    stopped=self.signals.stop.is_set,
+                    now=self.clock.now,
+                    monotonic=self._monotonic,
+                    reports=lambda reports: self._absorb_intent(name, reports),
+                )
+
+    def _absorb_intent(self, name: str, reports: tuple[KeyReport, ...]) -> None:
+        now = self.clock.now()
+        self._absorb(
+            name,
+            ReconcileResult(started_at=now, finished_at=now, keys=reports, accounts=()),
+            partial=True,
+        )
 
     def _intents_job(self, name: str) -> Callable[[], None]:
         return lambda: self.run_intents(name)
