@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from rotator import config as config_mod
-from rotator import key_sets, logs
+from rotator import logs
 from rotator.adapters.health import Endpoints, HealthServer
 from rotator.adapters.hooks import build_hooks, kill_running_hooks
 from rotator.adapters.metrics import Metrics
@@ -30,8 +30,8 @@ from rotator.adapters.status_page import render as render_status
 from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
+from rotator.daemon import discovery, leadership, probes
 from rotator.daemon import intents as intent_runner
-from rotator.daemon import leadership, probes
 from rotator.daemon.accounts import ManagedAccount, account_of
 from rotator.daemon.due import DuePlan
 from rotator.daemon.probes import HEARTBEAT_S, PROBE_MAX_INTERVAL, READY_FACTOR, Probe
@@ -679,48 +679,33 @@ class Daemon:
     # ================================================================== key sets from Bybit
     def discover(self, name: str) -> bool:
         """Join the sub-accounts Bybit lists to the account's `sub_uids = "all"` sets (the lease
-        holder, at each full reconcile). A sub-account that disappears from the list is reported
-        and its key stays managed: nothing is deleted or dropped on a listing's word. Returns
-        whether the managed keys changed."""
+        holder, at each full reconcile; rotator/daemon/discovery.py). Returns whether the
+        managed keys changed."""
         account = self.accounts.get(name)
         if account is None or not account.lease.holds():
             return False
         if not any(s.account == name for s in self.config.discovering_sets):
             return False
+        found = discovery.discover(
+            self.config,
+            account,
+            exchange=self.runtime.exchange,
+            store=self.runtime.store,
+            before=self._found,
+        )
+        if found is None:
+            return False
+        for membership in found.memberships:
+            self._found[membership.key_set] = list(membership.sub_uids)
+            self.missing_subs[membership.key_set] = list(membership.missing)
+        if not found.changed:
+            return False
         try:
-            master = account.engine.master_credentials(name)
-            found = key_sets.discover(
-                self.config, name, master, self.runtime.exchange, self.runtime.store, self._found
-            )
-            changed = False
-            for membership in found:
-                self._found[membership.key_set] = list(membership.sub_uids)
-                self.missing_subs[membership.key_set] = list(membership.missing)
-                if membership.missing:
-                    log.warning(
-                        "key_set.subs_missing",
-                        key_set=membership.key_set,
-                        sub_uids=list(membership.missing),
-                        action="no longer listed by Bybit; their keys stay managed, nothing is "
-                        "deleted: check the sub-accounts, then remove them from the set",
-                    )
-                running = sorted(
-                    k.sub_uid for k in self.config.keys if k.key_set == membership.key_set
-                )
-                if list(membership.sub_uids) != running:
-                    changed = True
-                    log.info(
-                        "key_set.joined",
-                        key_set=membership.key_set,
-                        joined=sorted(set(membership.sub_uids) - set(running)),
-                        left=sorted(set(running) - set(membership.sub_uids)),
-                    )
-            if changed:
-                self._apply(self.config.with_discovered(self._found))
+            self._apply(self.config.with_discovered(self._found))
         except (ConfigError, RotatorError) as exc:
             log.error("key_set.discovery_failed", account=name, error=exc.message)
             return False
-        return changed
+        return True
 
     def _forget_removed(self, old: Config, new: Config) -> list[str]:
         """Drop the metric series, plans and reports of keys whose labels no longer exist."""
