@@ -32,6 +32,7 @@ from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
 from rotator.daemon import discovery, leadership, probes
 from rotator.daemon import intents as intent_runner
+from rotator.daemon import reload as reloading
 from rotator.daemon.accounts import ManagedAccount, account_of
 from rotator.daemon.due import DuePlan
 from rotator.daemon.probes import HEARTBEAT_S, PROBE_MAX_INTERVAL, READY_FACTOR, Probe
@@ -616,34 +617,17 @@ class Daemon:
 
     # ================================================================== reload
     def reload(self) -> bool:
-        """Re-read the config file (SIGHUP). False, and the old config keeps running, if the new
-        one is invalid."""
+        """Re-read the config file (SIGHUP; rotator/daemon/reload.py). False, and the old config
+        keeps running, if the new one is invalid."""
         if self.config_path is None:
             log.warning("config.reload_skipped", reason="no config file to re-read")
             return False
-        try:
-            cfg = config_mod.load(self.config_path)
-            if cfg.discovering_sets:  # keep the sub-accounts found on Bybit so far
-                found = {s.name: self._found.get(s.name, []) for s in cfg.discovering_sets}
-                cfg = cfg.with_discovered(found)
-            self._apply(cfg)
-        except (ConfigError, RotatorError) as exc:
-            log.error(
-                "config.reload_rejected",
-                path=str(self.config_path),
-                error=exc.message,
-                action="keeping the running config; fix the file and send SIGHUP again",
-            )
-            self.metrics.config_reloads.labels("rejected").inc()
-            return False
-        self.metrics.config_reloads.labels("applied").inc()
-        log.info(
-            "config.reloaded",
-            path=str(self.config_path),
-            accounts=len(cfg.accounts),
-            keys=len(cfg.keys),
+        return reloading.reload(
+            self.config_path,
+            self._found,
+            apply=self._apply,
+            outcome=lambda outcome: self.metrics.config_reloads.labels(outcome).inc(),
         )
-        return True
 
     def _apply(self, cfg: Config) -> list[str]:
         """Run `cfg` from now on (a reload, or key sets that grew): engines rebuilt, in-flight
@@ -709,23 +693,17 @@ class Daemon:
 
     def _forget_removed(self, old: Config, new: Config) -> list[str]:
         """Drop the metric series, plans and reports of keys whose labels no longer exist."""
-        current = {(k.name, k.account, k.sub_uid) for k in new.keys}
-        removed = []
-        for key in old.keys:
-            if (key.name, key.account, key.sub_uid) in current:
-                continue
-            self.metrics.remove_key(key.name, key.account, key.sub_uid)
-            if key.name not in {k.name for k in new.keys}:
-                removed.append(key.name)
-                self.reports.pop(key.name, None)
-                self.due_plan.forget(key.name)
-        names = {a.name for a in new.accounts}
-        for account in old.accounts:
-            if account.name not in names:
-                self.last_ok.pop(account.name, None)
-                self.account_reports.pop(account.name, None)
-                self.metrics.remove_account(account.name)
-        return removed
+        gone = reloading.departed(old, new)
+        for labels in gone.series:
+            self.metrics.remove_key(*labels)
+        for key in gone.keys:
+            self.reports.pop(key, None)
+            self.due_plan.forget(key)
+        for account in gone.accounts:
+            self.last_ok.pop(account, None)
+            self.account_reports.pop(account, None)
+            self.metrics.remove_account(account)
+        return list(gone.keys)
 
     # ================================================================== status
     def _update_status(self) -> None:
