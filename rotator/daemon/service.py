@@ -25,7 +25,7 @@ from rotator.adapters.notify import Notifier, reminder_notice
 from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
 from rotator.adapters.scheduler import now as wall_now
 from rotator.adapters.sdnotify import SdNotify
-from rotator.adapters.status_page import StatusView, TrackedRow
+from rotator.adapters.status_page import StatusView
 from rotator.adapters.status_page import render as render_status
 from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
@@ -37,6 +37,7 @@ from rotator.daemon.accounts import ManagedAccount, account_of
 from rotator.daemon.due import DuePlan
 from rotator.daemon.probes import HEARTBEAT_S, PROBE_MAX_INTERVAL, READY_FACTOR, Probe
 from rotator.daemon.signals import Signals
+from rotator.daemon.status import status_line, tracked_row
 from rotator.errors import ConfigError, LeaseLost, RotatorError
 from rotator.intents import IntentQueue
 from rotator.lease import AccountLease, new_identity
@@ -547,7 +548,7 @@ class Daemon:
                 keys=tuple(dict(self.reports).values()),
                 accounts=tuple(dict(self.account_reports).values()),
                 last_reconcile=dict(self.last_ok),
-                tracked=tuple(_tracked_row(r) for r in dict(self.tracked_reports).values()),
+                tracked=tuple(tracked_row(r) for r in dict(self.tracked_reports).values()),
             )
         )
 
@@ -707,20 +708,7 @@ class Daemon:
 
     # ================================================================== status
     def _update_status(self) -> None:
-        counts: dict[str, int] = {}
-        for report in self.reports.values():
-            bucket = (
-                "idle"
-                if report.state == "idle"
-                else ("failing" if report.state in ("failed", "escalated") else "rotating")
-            )
-            counts[bucket] = counts.get(bucket, 0) + 1
-        parts = [f"{n} {b}" for b, n in sorted(counts.items())]
-        status = f"{len(self.reports)} keys: {', '.join(parts) or 'none'}"
-        first = self.due_plan.next()
-        if first is not None:
-            key, when = first
-            status += f"; next: {key} at {when:%Y-%m-%d %H:%M:%S}Z"
+        status = status_line(self.reports.values(), self.due_plan.next())
         if status != self._status:
             self._status = status
             self.sd.status(status)
@@ -858,22 +846,3 @@ class Daemon:
         self.runtime.close()
         log.info("daemon.stopped")
         return EXIT_OK
-
-
-def _tracked_row(report: TrackedReport) -> TrackedRow:
-    if report.next_point is not None and report.next_at is not None:
-        upcoming = f"{report.next_point} days before ({report.next_at:%Y-%m-%d %H:%M}Z)"
-    else:
-        upcoming = "none left" if report.expires_at is not None else "never expires"
-    last = None
-    if report.last_sent_at is not None:
-        last = f"{report.last_sent_days} days before, at {report.last_sent_at:%Y-%m-%d %H:%M}Z"
-    return TrackedRow(
-        name=report.name,
-        account=report.account,
-        kind=report.kind.value,
-        expires_at=report.expires_at,
-        next_reminder=upcoming if report.error is None else "—",
-        last_sent=last,
-        error=report.error,
-    )
