@@ -1,6 +1,7 @@
 """Daemon: the wiring of the service (engines per account, scheduler, threads, jobs).
 
-See the package docstring (rotator/daemon/__init__.py) for what runs when.
+See the package docstring (rotator/daemon/__init__.py) for what runs when, and the modules this
+one wires together: the decisions live there, the threads and the shared state here.
 """
 
 from __future__ import annotations
@@ -109,6 +110,15 @@ class Daemon:
         self.metrics.bybit_up.set(0)
         self._declare_series(cfg)
 
+    @property
+    def due(self) -> dict[str, datetime]:
+        """Each key's next due moment (clock time); see rotator/daemon/due.py."""
+        return self.due_plan.moments
+
+    @property
+    def reconcile_interval(self) -> timedelta:
+        return self.config.policy.reconcile_interval
+
     # ================================================================== wiring
     def _build(self, cfg: Config) -> tuple[Runtime, dict[str, ManagedAccount]]:
         hooks = build_hooks(cfg, on_failure=self._handoff_failed)
@@ -186,15 +196,6 @@ class Daemon:
             key = self.config.key(key_name)
             self.metrics.observe_handoff_failure(key.name, key.account, key.sub_uid, hook)
 
-    @property
-    def due(self) -> dict[str, datetime]:
-        """Each key's next due moment (clock time); see rotator/daemon/due.py."""
-        return self.due_plan.moments
-
-    @property
-    def reconcile_interval(self) -> timedelta:
-        return self.config.policy.reconcile_interval
-
     # ================================================================== the work
     def reconcile_account(
         self, name: str, only: tuple[str, ...] | None = None
@@ -258,6 +259,54 @@ class Daemon:
         self.check_reminders()
         return results
 
+    def run_due(self, now: datetime) -> list[ReconcileResult]:
+        """Run what the date jobs would run by `now`: every key whose due moment has come."""
+        self.elect(spread=False)
+        by_account: dict[str, list[str]] = {}
+        for key in self.due_plan.due_by(sorted(self.due_plan.moments), now):
+            account = account_of(self.accounts.values(), key)
+            if account is not None:
+                by_account.setdefault(account, []).append(key)
+        results = []
+        for account, keys in by_account.items():
+            result = self.reconcile_account(account, tuple(keys))
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _absorb(self, account: str, result: ReconcileResult, *, partial: bool) -> None:
+        """Metrics, notifications, plans and status from one result."""
+        now = self.clock.now()
+        self.metrics.observe(result)
+        for report in result.keys:
+            self.reports[report.name] = report
+            _log_report(report)
+        for areport in result.accounts:
+            self.account_reports[areport.name] = areport
+        if result.ok:
+            self.last_ok[account] = result.finished_at
+            self._set_last_reconcile_success()
+        self.notifier.observe(result, now)
+        for name in self.due_plan.plan(result.keys, now, self.reconcile_interval):
+            self._schedule_due(name, now)
+        log.info(
+            "reconcile.completed",
+            scope="due" if partial else "all",
+            keys=len(result.keys),
+            ok=result.ok,
+            duration_s=round((result.finished_at - result.started_at).total_seconds(), 3),
+            next_due=result.next_due.isoformat() if result.next_due else None,
+        )
+        self._update_status()
+
+    def _set_last_reconcile_success(self) -> None:
+        if not self.accounts:
+            self.metrics.last_reconcile_success.set(self.clock.now().timestamp())
+            return
+        if all(name in self.last_ok for name in self.accounts):
+            oldest = min(self.last_ok[name] for name in self.accounts)
+            self.metrics.last_reconcile_success.set(oldest.timestamp())
+
     # ================================================================== reminders
     def check_reminders(self) -> list[TrackedReport]:
         """Read every [[tracked]] key's expiry and send the reminders that are due (the
@@ -295,82 +344,6 @@ class Daemon:
     def send_reminder(self, reminder: Reminder) -> None:
         """The one way a reminder goes out (after its record in Vault claimed it)."""
         self.notifier.notify(reminder_notice(reminder))
-
-    def run_due(self, now: datetime) -> list[ReconcileResult]:
-        """Run what the date jobs would run by `now`: every key whose due moment has come."""
-        self.elect(spread=False)
-        by_account: dict[str, list[str]] = {}
-        for key in self.due_plan.due_by(sorted(self.due_plan.moments), now):
-            account = account_of(self.accounts.values(), key)
-            if account is not None:
-                by_account.setdefault(account, []).append(key)
-        results = []
-        for account, keys in by_account.items():
-            result = self.reconcile_account(account, tuple(keys))
-            if result is not None:
-                results.append(result)
-        return results
-
-    def _absorb(self, account: str, result: ReconcileResult, *, partial: bool) -> None:
-        """Metrics, notifications, plans and status from one result."""
-        now = self.clock.now()
-        self.metrics.observe(result)
-        for report in result.keys:
-            self.reports[report.name] = report
-            self._log_report(report)
-        for areport in result.accounts:
-            self.account_reports[areport.name] = areport
-        if result.ok:
-            self.last_ok[account] = result.finished_at
-            self._set_last_reconcile_success()
-        self.notifier.observe(result, now)
-        for name in self.due_plan.plan(result.keys, now, self.reconcile_interval):
-            self._schedule_due(name, now)
-        log.info(
-            "reconcile.completed",
-            scope="due" if partial else "all",
-            keys=len(result.keys),
-            ok=result.ok,
-            duration_s=round((result.finished_at - result.started_at).total_seconds(), 3),
-            next_due=result.next_due.isoformat() if result.next_due else None,
-        )
-        self._update_status()
-
-    def _log_report(self, report: KeyReport) -> None:
-        if report.failure is not None or report.completed or report.step_attempted:
-            log.info(
-                "key.reconciled",
-                key=report.name,
-                state=report.state,
-                next_action=report.next_action,
-                next_at=report.next_at.isoformat() if report.next_at else None,
-                completed=report.completed,
-                failure=report.failure,
-            )
-
-    def _set_last_reconcile_success(self) -> None:
-        if not self.accounts:
-            self.metrics.last_reconcile_success.set(self.clock.now().timestamp())
-            return
-        if all(name in self.last_ok for name in self.accounts):
-            oldest = min(self.last_ok[name] for name in self.accounts)
-            self.metrics.last_reconcile_success.set(oldest.timestamp())
-
-    def _schedule_due(self, account: str, now: datetime) -> None:
-        """The account's one date job, at the earliest due moment of its keys (or none)."""
-        if self.scheduler is None:
-            return
-        known = self.accounts.get(account)
-        first = self.due_plan.earliest(known.keys if known else ())
-        if first is None:
-            self.scheduler.remove(f"due:{account}")
-            return
-        self.scheduler.at(
-            f"due:{account}",
-            self._due_job(account),
-            wall_now() + (first - now),
-            executor=self._executor(account),
-        )
 
     # ================================================================== leadership
     def elect(self, *, spread: bool = True) -> list[str]:
@@ -424,6 +397,10 @@ class Daemon:
             self._set_last_reconcile_success()
         self._update_status()
 
+    def _may_notify(self) -> bool:
+        return leadership.may_notify(self.accounts.values(), self.identity)
+
+    # ================================================================== intents
     def poll_intents(self) -> int:
         """What operators asked for (`rotator rotate`, ...): each held account with pending
         intents gets a run on its own executor. Returns how many accounts have some."""
@@ -464,18 +441,38 @@ class Daemon:
             partial=True,
         )
 
-    def _intents_job(self, name: str) -> Callable[[], None]:
-        return lambda: self.run_intents(name)
+    # ================================================================== key sets from Bybit
+    def discover(self, name: str) -> bool:
+        """Join the sub-accounts Bybit lists to the account's `sub_uids = "all"` sets (the lease
+        holder, at each full reconcile; rotator/daemon/discovery.py). Returns whether the
+        managed keys changed."""
+        account = self.accounts.get(name)
+        if account is None or not account.lease.holds():
+            return False
+        if not any(s.account == name for s in self.config.discovering_sets):
+            return False
+        found = discovery.discover(
+            self.config,
+            account,
+            exchange=self.runtime.exchange,
+            store=self.runtime.store,
+            before=self._found,
+        )
+        if found is None:
+            return False
+        for membership in found.memberships:
+            self._found[membership.key_set] = list(membership.sub_uids)
+            self.missing_subs[membership.key_set] = list(membership.missing)
+        if not found.changed:
+            return False
+        try:
+            self._apply(self.config.with_discovered(self._found))
+        except (ConfigError, RotatorError) as exc:
+            log.error("key_set.discovery_failed", account=name, error=exc.message)
+            return False
+        return True
 
-    def _executor(self, account: str) -> str:
-        """One thread pool per account: one account's hang never delays another's step."""
-        assert self.scheduler is not None  # noqa: S101 (only called while serving)
-        return self.scheduler.ensure_executor(f"account:{account}")
-
-    def _may_notify(self) -> bool:
-        return leadership.may_notify(self.accounts.values(), self.identity)
-
-    # ================================================================== probes
+    # ================================================================== probes and health
     def probe(self) -> bool:
         """Ping Vault (reachable, unsealed, authenticated) and Bybit. True if both answered."""
         now = self.clock.now()
@@ -495,23 +492,6 @@ class Daemon:
         """Bybit answers market/time; the offset to its clock is measured and exported."""
         self.metrics.observe_clock_offset(self.runtime.exchange.resync_clock())
 
-    def _due_job(self, account: str) -> Callable[[], None]:
-        return lambda: self._run_due_account(account)
-
-    def _run_due_account(self, account: str) -> None:
-        """What `due:<account>` runs: every key of the account due by now, in one reconcile."""
-        now = self.clock.now()
-        known = self.accounts.get(account)
-        keys = self.due_plan.due_by(known.keys if known else (), now)
-        if keys:
-            self._job(account, keys)
-        else:  # fired early (clock adjustments): plan again
-            self._schedule_due(account, now)
-
-    def _reconcile_job(self, account: str) -> Callable[[], None]:
-        return lambda: self._job(account)
-
-    # ================================================================== health
     def healthy(self) -> tuple[bool, dict[str, Any]]:
         """/healthz (rotator/daemon/probes.py `health`)."""
         return probes.health(
@@ -561,7 +541,53 @@ class Daemon:
                 0.0 if since is None else max(mono - since, 0.0)
             )
 
+    def _update_status(self) -> None:
+        status = status_line(self.reports.values(), self.due_plan.next())
+        if status != self._status:
+            self._status = status
+            self.sd.status(status)
+
     # ================================================================== jobs
+    def _executor(self, account: str) -> str:
+        """One thread pool per account: one account's hang never delays another's step."""
+        assert self.scheduler is not None  # noqa: S101 (only called while serving)
+        return self.scheduler.ensure_executor(f"account:{account}")
+
+    def _schedule_due(self, account: str, now: datetime) -> None:
+        """The account's one date job, at the earliest due moment of its keys (or none)."""
+        if self.scheduler is None:
+            return
+        known = self.accounts.get(account)
+        first = self.due_plan.earliest(known.keys if known else ())
+        if first is None:
+            self.scheduler.remove(f"due:{account}")
+            return
+        self.scheduler.at(
+            f"due:{account}",
+            self._due_job(account),
+            wall_now() + (first - now),
+            executor=self._executor(account),
+        )
+
+    def _run_due_account(self, account: str) -> None:
+        """What `due:<account>` runs: every key of the account due by now, in one reconcile."""
+        now = self.clock.now()
+        known = self.accounts.get(account)
+        keys = self.due_plan.due_by(known.keys if known else (), now)
+        if keys:
+            self._job(account, keys)
+        else:  # fired early (clock adjustments): plan again
+            self._schedule_due(account, now)
+
+    def _due_job(self, account: str) -> Callable[[], None]:
+        return lambda: self._run_due_account(account)
+
+    def _reconcile_job(self, account: str) -> Callable[[], None]:
+        return lambda: self._job(account)
+
+    def _intents_job(self, name: str) -> Callable[[], None]:
+        return lambda: self.run_intents(name)
+
     def _job(self, account: str, only: tuple[str, ...] | None = None) -> None:
         # Errors are caught here so the job's own logs carry context; the scheduler's listener
         # still counts anything that escapes.
@@ -570,6 +596,10 @@ class Daemon:
         except Exception:
             self.metrics.scheduler_job_errors.labels("due" if only else "reconcile", "error").inc()
             raise
+
+    def _job_event(self, kind: str, event: str) -> None:
+        if not (kind in ("due", "reconcile") and event == "error"):  # _job counted those
+            self.metrics.scheduler_job_errors.labels(kind, event).inc()
 
     def _schedule_all(self, *, immediately: bool) -> None:
         sched = self.scheduler
@@ -661,37 +691,6 @@ class Daemon:
             log.info("config.keys_removed", keys=removed)
         return removed
 
-    # ================================================================== key sets from Bybit
-    def discover(self, name: str) -> bool:
-        """Join the sub-accounts Bybit lists to the account's `sub_uids = "all"` sets (the lease
-        holder, at each full reconcile; rotator/daemon/discovery.py). Returns whether the
-        managed keys changed."""
-        account = self.accounts.get(name)
-        if account is None or not account.lease.holds():
-            return False
-        if not any(s.account == name for s in self.config.discovering_sets):
-            return False
-        found = discovery.discover(
-            self.config,
-            account,
-            exchange=self.runtime.exchange,
-            store=self.runtime.store,
-            before=self._found,
-        )
-        if found is None:
-            return False
-        for membership in found.memberships:
-            self._found[membership.key_set] = list(membership.sub_uids)
-            self.missing_subs[membership.key_set] = list(membership.missing)
-        if not found.changed:
-            return False
-        try:
-            self._apply(self.config.with_discovered(self._found))
-        except (ConfigError, RotatorError) as exc:
-            log.error("key_set.discovery_failed", account=name, error=exc.message)
-            return False
-        return True
-
     def _forget_removed(self, old: Config, new: Config) -> list[str]:
         """Drop the metric series, plans and reports of keys whose labels no longer exist."""
         gone = reloading.departed(old, new)
@@ -705,13 +704,6 @@ class Daemon:
             self.account_reports.pop(account, None)
             self.metrics.remove_account(account)
         return list(gone.keys)
-
-    # ================================================================== status
-    def _update_status(self) -> None:
-        status = status_line(self.reports.values(), self.due_plan.next())
-        if status != self._status:
-            self._status = status
-            self.sd.status(status)
 
     # ================================================================== lifecycle
     def request_stop(self) -> None:
@@ -809,10 +801,6 @@ class Daemon:
             if self.signals.take_hup():
                 self.reload()
 
-    def _job_event(self, kind: str, event: str) -> None:
-        if not (kind in ("due", "reconcile") and event == "error"):  # _job counted those
-            self.metrics.scheduler_job_errors.labels(kind, event).inc()
-
     def _shutdown(self) -> int:
         self.phase = "stopping"
         self.signals.stop.set()
@@ -846,3 +834,17 @@ class Daemon:
         self.runtime.close()
         log.info("daemon.stopped")
         return EXIT_OK
+
+
+def _log_report(report: KeyReport) -> None:
+    """The canonical line of a key whose run did something (or failed)."""
+    if report.failure is not None or report.completed or report.step_attempted:
+        log.info(
+            "key.reconciled",
+            key=report.name,
+            state=report.state,
+            next_action=report.next_action,
+            next_at=report.next_at.isoformat() if report.next_at else None,
+            completed=report.completed,
+            failure=report.failure,
+        )
