@@ -25,6 +25,7 @@ The modules, one concept each (`Daemon` in `service.py` is the wiring that owns 
 
     service.py     Daemon: builds the engines, owns the scheduler, the threads and the jobs
     accounts.py    ManagedAccount: one master account's engine, lease, lock and intent queue
+    jobs.py        what runs when: the periodic jobs as data, the account's own thread pool
     due.py         DuePlan: when each key is next due, the back-off of a key that did not move
     leadership.py  elections (spread, stuck accounts), the lease loop, followers' snapshots
     intents.py     the runner side of `rotator rotate` & co: polling and carrying out intents

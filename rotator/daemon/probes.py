@@ -41,9 +41,7 @@ STARTUP_BACKOFF = Backoff(
     cap=STARTUP_BACKOFF_MAX_S * (1 + STARTUP_JITTER),
     jitter=2 * STARTUP_JITTER / (1 + STARTUP_JITTER),
 )
-HEARTBEAT_S = 5.0
 HEARTBEAT_STALE_S = 30.0  # no heartbeat this long: unhealthy, the watchdog stops being fed
-PROBE_MAX_INTERVAL = timedelta(seconds=30)
 READY_FACTOR = 3  # /readyz wants a successful reconcile within 3 x reconcile_interval
 
 

@@ -23,7 +23,7 @@ from rotator.adapters.health import Endpoints, HealthServer
 from rotator.adapters.hooks import build_hooks, kill_running_hooks
 from rotator.adapters.metrics import Metrics
 from rotator.adapters.notify import Notifier, reminder_notice
-from rotator.adapters.scheduler import HEARTBEAT_EXECUTOR, Scheduler
+from rotator.adapters.scheduler import Scheduler
 from rotator.adapters.scheduler import now as wall_now
 from rotator.adapters.sdnotify import SdNotify
 from rotator.adapters.status_page import StatusView
@@ -31,12 +31,12 @@ from rotator.adapters.status_page import render as render_status
 from rotator.adapters.vault import VaultStore
 from rotator.clock import Clock, SystemClock
 from rotator.config import Config, tracked_keys
-from rotator.daemon import discovery, leadership, probes
+from rotator.daemon import discovery, jobs, leadership, probes
 from rotator.daemon import intents as intent_runner
 from rotator.daemon import reload as reloading
 from rotator.daemon.accounts import ManagedAccount, account_of
 from rotator.daemon.due import DuePlan
-from rotator.daemon.probes import HEARTBEAT_S, PROBE_MAX_INTERVAL, READY_FACTOR, Probe
+from rotator.daemon.probes import READY_FACTOR, Probe
 from rotator.daemon.signals import Signals
 from rotator.daemon.status import status_line, tracked_row
 from rotator.errors import ConfigError, LeaseLost, RotatorError
@@ -53,7 +53,6 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 
 STOP_TIMEOUT = timedelta(seconds=90)  # < systemd's TimeoutStopSec=2min in deploy/systemd
-INTENT_POLL_MAX = timedelta(seconds=5)  # how soon a `rotator rotate` is picked up, at most
 
 
 class Daemon:
@@ -551,7 +550,7 @@ class Daemon:
     def _executor(self, account: str) -> str:
         """One thread pool per account: one account's hang never delays another's step."""
         assert self.scheduler is not None  # noqa: S101 (only called while serving)
-        return self.scheduler.ensure_executor(f"account:{account}")
+        return self.scheduler.ensure_executor(jobs.account_executor(account))
 
     def _schedule_due(self, account: str, now: datetime) -> None:
         """The account's one date job, at the earliest due moment of its keys (or none)."""
@@ -602,38 +601,38 @@ class Daemon:
             self.metrics.scheduler_job_errors.labels(kind, event).inc()
 
     def _schedule_all(self, *, immediately: bool) -> None:
+        """The periodic jobs (rotator/daemon/jobs.py), after a start or a reload."""
         sched = self.scheduler
         assert sched is not None  # noqa: S101 (called only once the scheduler exists)
-        interval = self.reconcile_interval
-        jitter = min(interval / 10, timedelta(seconds=30))
-        for job_id in sched.job_ids():
-            if job_id.startswith("reconcile:") and job_id[10:] not in self.accounts:
-                sched.remove(job_id)
-            if job_id.startswith("due:") and job_id[4:] not in self.accounts:
-                sched.remove(job_id)
-        for name in self.accounts:
+        tracked = bool(self.config.tracked)
+        for job_id in jobs.left_over(sched.job_ids(), self.accounts, tracked=tracked):
+            sched.remove(job_id)
+        shared: dict[str, Callable[[], object]] = {
+            "probe": self.probe,
+            "reminders": self.check_reminders,
+            "intents": self.poll_intents,
+            "heartbeat": self._beat,
+        }
+        for job in jobs.periodic(
+            self.accounts,
+            interval=self.reconcile_interval,
+            retry_period=self.config.leader_election.retry_period,
+            tracked=tracked,
+            immediately=immediately,
+        ):
+            if job.account is not None:
+                call: Callable[[], object] = self._reconcile_job(job.account)
+                executor = self._executor(job.account)
+            else:
+                call, executor = shared[job.kind], job.executor or "default"
             sched.every(
-                f"reconcile:{name}",
-                self._reconcile_job(name),
-                interval,
-                jitter=jitter,
-                first_run=wall_now() if immediately else None,
-                executor=self._executor(name),
+                job.job_id,
+                call,
+                job.interval,
+                jitter=job.jitter,
+                first_run=None if job.first_run_in is None else wall_now() + job.first_run_in,
+                executor=executor,
             )
-        sched.every("probe", self.probe, min(interval, PROBE_MAX_INTERVAL))
-        if self.config.tracked:
-            # First after the first reconcile has read the master keys' expiry.
-            sched.every("reminders", self.check_reminders, interval, first_run=wall_now() + jitter)
-        else:
-            sched.remove("reminders")
-        sched.every(
-            "intents",
-            self.poll_intents,
-            min(self.config.leader_election.retry_period, INTENT_POLL_MAX),
-        )
-        sched.every(
-            "heartbeat", self._beat, timedelta(seconds=HEARTBEAT_S), executor=HEARTBEAT_EXECUTOR
-        )
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[None]:
