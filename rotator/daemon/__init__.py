@@ -31,6 +31,7 @@ The modules, one concept each (`Daemon` in `service.py` is the wiring that owns 
     intents.py     the runner side of `rotator rotate` & co: polling and carrying out intents
     discovery.py   `sub_uids = "all"` key sets: joining the sub-accounts Bybit lists
     probes.py      Vault/Bybit probes, the start-up wait, /healthz and /readyz, the watchdog
+    phase.py       Phase: starting | running | stopping
     signals.py     SIGTERM/SIGINT/SIGHUP, interruptible sleeps
     reload.py      SIGHUP's new config and what left it
     status.py      the sd_notify STATUS= line and the /status rows of tracked keys

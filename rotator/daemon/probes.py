@@ -27,6 +27,7 @@ import structlog
 from rotator.adapters.sdnotify import SdNotify
 from rotator.daemon.accounts import ManagedAccount
 from rotator.daemon.leadership import is_stuck
+from rotator.daemon.phase import Phase
 from rotator.errors import RotatorError
 from rotator.retry import Backoff, retrying
 
@@ -73,11 +74,11 @@ def ping(service: str, probe: Probe, call: Callable[[], None], now: datetime) ->
 
 
 def health(
-    *, phase: str, heartbeat_age_s: float, scheduler_running: bool
+    *, phase: Phase, heartbeat_age_s: float, scheduler_running: bool
 ) -> tuple[bool, dict[str, Any]]:
     """/healthz: alive, and (once running) the scheduler runs and its heartbeat is recent."""
     detail: dict[str, Any] = {"phase": phase, "heartbeat_age_s": round(heartbeat_age_s, 1)}
-    if phase == "running":
+    if phase == Phase.RUNNING:
         detail["scheduler_running"] = scheduler_running
         return scheduler_running and heartbeat_age_s < HEARTBEAT_STALE_S, detail
     return True, detail  # starting (waiting for Vault/Bybit is healthy) or stopping
@@ -95,7 +96,7 @@ def is_stale(
 
 def readiness(
     *,
-    phase: str,
+    phase: Phase,
     identity: str,
     vault: Probe,
     bybit: Probe,
@@ -127,7 +128,7 @@ def readiness(
         "stuck_accounts": stuck,
         "key_sets_missing_sub_uids": {k: v for k, v in missing_subs.items() if v},
     }
-    ok = phase == "running" and vault.ok is True and elected and not stale and not stuck
+    ok = phase == Phase.RUNNING and vault.ok is True and elected and not stale and not stuck
     return ok, detail
 
 

@@ -36,6 +36,7 @@ from rotator.daemon import intents as intent_runner
 from rotator.daemon import reload as reloading
 from rotator.daemon.accounts import ManagedAccount, account_of
 from rotator.daemon.due import DuePlan
+from rotator.daemon.phase import Phase
 from rotator.daemon.probes import READY_FACTOR, Probe
 from rotator.daemon.signals import Signals
 from rotator.daemon.status import status_line, tracked_row
@@ -90,7 +91,7 @@ class Daemon:
         self.signals = Signals()
         self._inflight = 0
         self._inflight_cv = threading.Condition()
-        self.phase = "starting"  # starting | running | stopping
+        self.phase = Phase.STARTING
         self._heartbeat = time.monotonic()
         self.vault = Probe()
         self.bybit = Probe()
@@ -789,7 +790,7 @@ class Daemon:
         self._schedule_all(immediately=True)
         self.scheduler.start()
         threading.Thread(target=self._lease_loop, name="rotator-lease", daemon=True).start()
-        self.phase = "running"
+        self.phase = Phase.RUNNING
         self._beat()
         self.sd.ready(status="running: first reconcile under way")
         log.info(
@@ -801,7 +802,7 @@ class Daemon:
                 self.reload()
 
     def _shutdown(self) -> int:
-        self.phase = "stopping"
+        self.phase = Phase.STOPPING
         self.signals.stop.set()
         self.sd.stopping(status="stopping: finishing the step in flight")
         log.info("daemon.stopping", in_flight=self._inflight)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fake_leases import FakeLease, account
+from rotator.daemon.phase import Phase
 from rotator.daemon.probes import (
     HEARTBEAT_STALE_S,
     STARTUP_BACKOFF_MAX_S,
@@ -95,14 +96,14 @@ def test_startup_wait_ends_false_on_stop():
 
 
 def test_health_needs_a_running_scheduler_with_a_recent_heartbeat():
-    assert health(phase="starting", heartbeat_age_s=999, scheduler_running=False)[0]
-    assert health(phase="stopping", heartbeat_age_s=999, scheduler_running=False)[0]
-    ok, detail = health(phase="running", heartbeat_age_s=1.04, scheduler_running=True)
+    assert health(phase=Phase.STARTING, heartbeat_age_s=999, scheduler_running=False)[0]
+    assert health(phase=Phase.STOPPING, heartbeat_age_s=999, scheduler_running=False)[0]
+    ok, detail = health(phase=Phase.RUNNING, heartbeat_age_s=1.04, scheduler_running=True)
     assert ok
     assert detail == {"phase": "running", "heartbeat_age_s": 1.0, "scheduler_running": True}
-    assert not health(phase="running", heartbeat_age_s=1, scheduler_running=False)[0]
+    assert not health(phase=Phase.RUNNING, heartbeat_age_s=1, scheduler_running=False)[0]
     stale = HEARTBEAT_STALE_S + 1
-    assert not health(phase="running", heartbeat_age_s=stale, scheduler_running=True)[0]
+    assert not health(phase=Phase.RUNNING, heartbeat_age_s=stale, scheduler_running=True)[0]
 
 
 def test_stale_counts_from_the_last_good_run_or_the_takeover():
@@ -115,7 +116,7 @@ def test_stale_counts_from_the_last_good_run_or_the_takeover():
 
 def ready(accounts, **kw):
     args = {
-        "phase": "running",
+        "phase": Phase.RUNNING,
         "identity": "me",
         "vault": Probe(ok=True),
         "bybit": Probe(ok=False, error="timeout"),
@@ -141,7 +142,7 @@ def test_ready_wants_vault_an_election_and_no_stale_or_stuck_account():
     assert detail["held_accounts"] == ["a"]
     assert detail["leaders"] == {"a": "me", "b": "them"}
     assert detail["bybit"] == {"ok": False, "error": "timeout"}
-    assert not ready(accounts, phase="starting", last_ok={"a": NOW})[0]
+    assert not ready(accounts, phase=Phase.STARTING, last_ok={"a": NOW})[0]
     assert not ready(accounts, vault=Probe(ok=None), last_ok={"a": NOW})[0]
     assert not ready(accounts, elected=False, last_ok={"a": NOW})[0]
     ok, detail = ready(accounts, last_ok={"a": NOW - 2 * LIMIT})
