@@ -3,7 +3,7 @@ runs themselves: tests/cli/test_intents.py, against OpenBao and the simulator)."
 
 from __future__ import annotations
 
-from fake_leases import FakeLease, account
+from daemon_fakes import FakeLease, account
 from rotator.daemon.intents import poll
 from rotator.errors import StoreUnavailable
 from structlog.testing import capture_logs

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from fake_leases import FakeLease, account
+from daemon_fakes import FakeLease, account
 from rotator.daemon.accounts import account_of
 from rotator.daemon.leadership import (
     STUCK_AFTER_S,

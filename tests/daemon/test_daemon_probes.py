@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fake_leases import FakeLease, account
+from daemon_fakes import FakeLease, account
 from rotator.daemon.phase import Phase
 from rotator.daemon.probes import (
     HEARTBEAT_STALE_S,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from fake_leases import FakeLease, account
+from daemon_fakes import FakeLease, account
 from rotator.config import parse
 from rotator.daemon.discovery import discover, managed_sub_uids
 from rotator.errors import ExchangeUnavailable
