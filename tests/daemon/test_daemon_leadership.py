@@ -6,16 +6,21 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
-from daemon_fakes import FakeLease, account
+from daemon_fakes import FakeLease, FakeStore, account
 from rotator.daemon.accounts import account_of
 from rotator.daemon.leadership import (
     STUCK_AFTER_S,
+    as_result,
     elect,
     is_stuck,
     lease_loop,
     may_notify,
     patience_s,
+    read_snapshot,
+    write_snapshot,
 )
+from rotator.errors import StoreUnavailable
+from rotator.rotation import AccountReport, KeyReport, ReconcileResult
 from structlog.testing import capture_logs
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -116,3 +121,37 @@ def test_who_notifies_and_who_manages_a_key():
     assert may_notify([account("c", FakeLease(held=True))], "me")
     assert account_of([mine, theirs], "bot2") == "b"
     assert account_of([mine, theirs], "bot3") is None
+
+
+def result_of(name="main"):
+    key = KeyReport(name="bot1", account=name, sub_uid=1, state="idle", completed=True)
+    return ReconcileResult(
+        started_at=NOW, finished_at=NOW, keys=(key,), accounts=(AccountReport(name=name),)
+    )
+
+
+def test_the_holder_writes_its_view_and_a_follower_reads_it():
+    """The snapshot drops what only the run knew (completed, failure); a newer holder's
+    snapshot is never overwritten; nothing is written without the lease."""
+    store = FakeStore()
+    holder = account("main", FakeLease(held=True, token=7))
+    write_snapshot(store, holder, result_of(), holder="me")
+    snap = read_snapshot(store, holder)
+    assert (snap.holder, snap.token, snap.written_at) == ("me", 7, NOW)
+    assert [k.completed for k in snap.keys] == [False]
+    assert as_result(snap).accounts == (snap.account,)
+    older = account("main", FakeLease(held=True, token=6))
+    write_snapshot(store, older, result_of(), holder="old")
+    assert read_snapshot(store, holder).holder == "me"
+    write_snapshot(store, account("main", FakeLease(held=False)), result_of(), holder="x")
+    assert store.writes == 1
+
+
+def test_snapshot_errors_are_logged_never_raised():
+    store = FakeStore(error=StoreUnavailable("sealed"))
+    held = account("main", FakeLease(held=True, token=1))
+    with capture_logs() as logs:
+        assert read_snapshot(store, held) is None
+        write_snapshot(store, held, result_of(), holder="me")
+    assert [e["event"] for e in logs] == ["snapshot.read_failed", "snapshot.write_failed"]
+    assert read_snapshot(FakeStore(), held) is None  # none written yet
