@@ -1,4 +1,4 @@
-"""`rotator run`: the daemon (rotator/daemon.py). Logs go to stdout: JSON under systemd and
+"""`rotator run`: the daemon (rotator/daemon/). Logs go to stdout: JSON under systemd and
 Kubernetes, readable on a TTY. Exit codes: 0 stopped cleanly, 1 runtime failure, 2 bad config."""
 
 from __future__ import annotations
