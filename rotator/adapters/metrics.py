@@ -314,7 +314,7 @@ _FAMILIES: tuple[tuple[str, str, str, str | None], ...] = (
     (
         "rotator_key_state",
         "gauge",
-        "1 for the key's current rotation state, 0 for the others.",
+        "1, labelled with the key's current rotation state (the other states have no series).",
         "state",
     ),
     (
@@ -411,10 +411,8 @@ class _Key:
             case 0 | 1 | 3:
                 v = (self.expiry, self.next_renewal, None, self.last_rotation)[family]
                 return [] if v is None else [(None, v)]
-            case 2:
-                if not self.state:
-                    return []
-                return [(s, 1.0 if s == self.state else 0.0) for s in KEY_STATES]
+            case 2:  # the current state only: one series per key, not one per state
+                return [(self.state, 1.0)] if self.state else []
             case 4:
                 return [(None, self.escalated)]
             case 5:
