@@ -353,6 +353,7 @@ _PENDING = (
     ),
 )
 _Samples = list[tuple[str | None, float]]
+_CHUNK_KEYS = 500  # keys rendered at once: 10,000 keys' biggest family is ~1 MB of text
 _go_float: Callable[[float], str] = floatToGoString  # client_python's own formatting, typed
 
 
@@ -526,11 +527,15 @@ class KeySeries(Collector):
             return self._deflated[1], crc, size
 
     def _chunks(self) -> Iterator[bytes]:
-        """The exposition text, one family at a time (the caller holds the lock)."""
+        """The exposition text, a family's lines of _CHUNK_KEYS keys at a time (the caller holds
+        the lock): what is rendered at once stays small however many keys there are."""
+        rows = list(self._keys.items())
         for i, (name, kind, doc, _) in enumerate(_FAMILIES):
             shown = f"{name}_total" if kind == "counter" else name
-            head = f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n"
-            yield (head + "".join(_lines(i, k, row) for k, row in self._keys.items())).encode()
+            yield f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n".encode()
+            for start in range(0, len(rows), _CHUNK_KEYS):
+                batch = rows[start : start + _CHUNK_KEYS]
+                yield "".join(_lines(i, k, row) for k, row in batch).encode()
         head = f"# HELP {_PENDING[0]} {_PENDING[1]}\n# TYPE {_PENDING[0]} gauge\n"
         yield (
             head
