@@ -58,4 +58,11 @@ def test_every_part_runs_at_tiny_size(fleet, bao, tmp_path, monkeypatch):
     scrape = fleet.part_scrape(tmp_path, bao, args)
     row = cells(scrape[2])
     assert row[:2] == ["this", "20"]
-    assert row[5] == f"{20 * 8 + 58}"  # 8 per key, and the daemon's own
+    assert row[6] == f"{20 * 8 + 58}"  # 8 per key, and the daemon's own
+    assert row[7] == "8"
+
+    imports = fleet.part_imports(tmp_path, bao, args)
+    row = cells(imports[2])
+    assert row[0] == "this"
+    assert re.fullmatch(r"[\d.]+ MB", row[1])
+    assert "cryptography" not in row[3]
