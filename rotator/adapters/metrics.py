@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Callable
@@ -176,7 +177,7 @@ class Metrics:
         "nothing wrong"; per account the orphan and pending-key gauges; the daemon's counters for
         every value of their closed label sets. Called at start and on each reload."""
         for name, account, sub_uid in keys:
-            self.keys.declare((name, account, str(sub_uid)))
+            self.keys.declare(_labels(name, account, sub_uid))
         seen = _label_sets(self.orphan_keys)
         for account in accounts:
             self.keys.declare_account(account)
@@ -196,7 +197,7 @@ class Metrics:
 
     def remove_key(self, key: str, account: str, sub_uid: int) -> None:
         """Drop a key's series when it leaves the config (SIGHUP), so no stale alert fires."""
-        self.keys.remove((key, account, str(sub_uid)))
+        self.keys.remove(_labels(key, account, sub_uid))
 
     def remove_account(self, account: str) -> None:
         """Drop an account's series when it leaves the config."""
@@ -240,7 +241,7 @@ class Metrics:
 
     def observe_handoff_failure(self, key: str, account: str, sub_uid: int, hook: str) -> None:
         """A hand-off hook failed (HookChains' on_failure)."""
-        self.keys.count_handoff_failure((key, account, str(sub_uid)), hook)
+        self.keys.count_handoff_failure(_labels(key, account, sub_uid), hook)
 
     def observe_request(self, obs: RequestObservation) -> None:
         """The Bybit client's observer: one HTTP attempt."""
@@ -478,7 +479,7 @@ class KeySeries(Collector):
     def observe(self, reports: Iterable[KeyReport], *, count: bool) -> None:
         with self._lock:
             for k in reports:
-                row = self._keys.setdefault((k.name, k.account, str(k.sub_uid)), _Key())
+                row = self._keys.setdefault(_labels(k.name, k.account, k.sub_uid), _Key())
                 if _update(row, k, count=count):
                     self._changed()
 
@@ -551,6 +552,12 @@ class KeySeries(Collector):
             if row.pending and account in counts:
                 counts[account] += 1
         return counts
+
+
+def _labels(key: str, account: str, sub_uid: int) -> tuple[str, str, str]:
+    """A key's label values, the account and sub UID interned: 10,000 keys share a few of them
+    instead of holding a copy each (0.5 MB at 10,000 keys)."""
+    return key, sys.intern(account), sys.intern(str(sub_uid))
 
 
 def _update(row: _Key, k: KeyReport, *, count: bool) -> bool:
