@@ -19,6 +19,10 @@ Parts:
   and `rotator status --live` (a sweep).
 - naive: one pybit `get_api_key_information` per key with the key's own credentials (what a
   person would script), against the reconcile of the same keys.
+- imports: RSS of a fresh interpreter after the imports of `rotator run`, and which heavy
+  libraries they load (tests/test_lazy_imports.py keeps some out).
+- scrape: /metrics in-process at each --scrape-keys size: render, scrape, size, series per key.
+- memory: tracemalloc around an in-process daemon's build and first reconcile.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import concurrent.futures
 import contextlib
 import gc
 import importlib.util
+import json
 import math
 import os
 import signal
@@ -490,6 +495,9 @@ def part_memory(home: Path, bao: BaoServer, args: argparse.Namespace) -> list[st
     with serving(fleet):
         wall, daemon = in_process_reconcile(fleet)
         gc.collect()
+        peak = tracemalloc.get_traced_memory()[1] - sum(
+            s.size for s in before.statistics("filename")
+        )
         after = tracemalloc.take_snapshot()
         daemon.notifier.close()
         daemon.runtime.close()
@@ -503,7 +511,9 @@ def part_memory(home: Path, bao: BaoServer, args: argparse.Namespace) -> list[st
     rows = [
         (
             f"{args.keys:,} keys: {total / 1e6:.1f} MB held after the reconcile "
-            f"({total / max(args.keys, 1) / 1e3:.1f} kB per key, reconcile {wall:.1f} s)"
+            f"({total / max(args.keys, 1) / 1e3:.1f} kB per key, reconcile {wall:.1f} s); "
+            f"{peak / 1e6:.1f} MB at the peak ({peak / max(args.keys, 1) / 1e3:.1f} kB per key, "
+            "the in-process simulator's transient data included)"
         ),
         "",
         "| allocated at | MB | blocks |",
@@ -526,8 +536,11 @@ def part_scrape(home: Path, bao: BaoServer, args: argparse.Namespace) -> list[st
     if args.compare:
         versions.append((str(args.compare), _metrics_class(args.compare)))
     rows = [
-        "| rotator | keys | scrape (first / again) | plain | gzip | series | memory held |",
-        "|---|---|---|---|---|---|---|",
+        (
+            "| rotator | keys | observe (renders) | scrape (first / again) | plain | gzip | series "
+            "| per key | memory held |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n in args.scrape_keys:
         for label, cls in versions:
@@ -551,8 +564,9 @@ def _scrape_twice(
     """A Metrics fed `result`, scraped twice as Prometheus would (gzip where served)."""
     metrics = cls()
     metrics.declare(keys, ["m0"])
+    started = time.perf_counter()
     metrics.observe(result)
-    times = []
+    times = [time.perf_counter() - started]
     packed = b""
     for _ in range(2):
         started = time.perf_counter()
@@ -596,14 +610,63 @@ def _scrape_in_process(cls: type[Any], n: int) -> str:
     del kept
     metrics, packed, times = _scrape_twice(cls, keys, result)
     plain = generate_latest(metrics.registry)
-    series = sum(1 for line in plain.splitlines() if line and not line.startswith(b"#"))
+    samples = [line for line in plain.splitlines() if line and not line.startswith(b"#")]
+    per_key = sum(1 for line in samples if b'key="k0"' in line)
     return (
-        f"{times[0] * 1000:.0f} / {times[1] * 1000:.1f} ms | {len(plain) / 1e6:.2f} MB | "
-        f"{len(packed) / 1e6:.3f} MB | {series:,} | {held / 1e6:.1f} MB"
+        f"{times[0] * 1000:.0f} ms | {times[1] * 1000:.0f} / {times[2] * 1000:.1f} ms | "
+        f"{len(plain) / 1e6:.2f} MB | {len(packed) / 1e6:.3f} MB | {len(samples):,} | "
+        f"{per_key} | {held / 1e6:.1f} MB"
     )
 
 
+HEAVY = ("cryptography", "ruamel", "tomlkit", "rich", "pygments")
+
+
+def part_imports(home: Path, bao: BaoServer, args: argparse.Namespace) -> list[str]:
+    """RSS of a fresh interpreter that imports what `rotator run` imports before it reads its
+    config (this version and --compare's), the modules it holds, and which heavy libraries."""
+    del home, bao
+    code = (
+        "import json, sys\n"
+        "from rotator.cli import cli\n"
+        "cli.get_command(None, 'run')\n"  # as `rotator run` loads its command
+        "import rotator.daemon\n"
+        "status = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+        "tops = {n.split('.')[0] for n in sys.modules}\n"
+        "print(json.dumps([int(status['VmRSS'].split()[0]) * 1024, len(sys.modules),\n"
+        f"    sorted(tops & set({HEAVY!r}))]))\n"
+    )
+    rows = [
+        "| rotator | RSS after the imports | modules | heavy libraries loaded |",
+        "|---|---|---|---|",
+    ]
+    for source in (None, *([args.compare] if args.compare else [])):
+        env = {**os.environ}
+        if source is not None:
+            env["PYTHONPATH"] = str(source)
+        runs = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", code],
+                    env=env,
+                    cwd="/",  # not the repository: PYTHONPATH's version is the one imported
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=120,
+                ).stdout
+            )
+            for _ in range(3)
+        ]
+        rss, modules, heavy = min(runs)
+        rows.append(
+            f"| {source or 'this'} | {rss / 1e6:.1f} MB | {modules} | {', '.join(heavy) or '-'} |"
+        )
+    return rows
+
+
 PARTS = {
+    "imports": part_imports,
     "reconcile": part_reconcile,
     "rotation": part_rotation,
     "daemon": part_daemon,

@@ -37,7 +37,7 @@ def test_every_part_runs_at_tiny_size(fleet, bao, tmp_path, monkeypatch):
     assert one[:3] == ["1", "20", "4"]
     # Per sub UID: its one listing page, plus the master's query-api shared by the subs.
     assert 1 <= float(one[6]) <= 2
-    assert int(one[9].replace(",", "")) >= 20 * 16  # a few series per key, every key there
+    assert int(one[9].replace(",", "")) >= 20 * 8  # a few series per key, every key there
 
     rotation = fleet.part_rotation(tmp_path, bao, args)
     assert [cells(r)[1] for r in rotation[2:]] == ["2", "2"]  # every due key rotated
@@ -58,4 +58,11 @@ def test_every_part_runs_at_tiny_size(fleet, bao, tmp_path, monkeypatch):
     scrape = fleet.part_scrape(tmp_path, bao, args)
     row = cells(scrape[2])
     assert row[:2] == ["this", "20"]
-    assert row[5] == f"{20 * 16 + 58}"  # 16 per key, and the daemon's own
+    assert row[6] == f"{20 * 8 + 58}"  # 8 per key, and the daemon's own
+    assert row[7] == "8"
+
+    imports = fleet.part_imports(tmp_path, bao, args)
+    row = cells(imports[2])
+    assert row[0] == "this"
+    assert re.fullmatch(r"[\d.]+ MB", row[1])
+    assert "cryptography" not in row[3]

@@ -38,13 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-import tomlkit
-import tomlkit.exceptions
-import tomlkit.items
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString
-from ruamel.yaml.util import load_yaml_guess_indent
 
 from rotator.adapters.files import fsync_directory
 from rotator.config import ConfigFileFormat, ConfigFileHook
@@ -305,6 +298,12 @@ def json_value_span(text: str, parts: list[str]) -> tuple[int, int]:
 
 # ---- YAML
 def _set_yaml(text: str, values: Mapping[str, str], path: Path | str) -> str:
+    # ruamel.yaml and tomlkit are imported where a file of their format is edited: the daemon of
+    # a fleet with no config_file hook never loads them (tests/test_lazy_imports.py).
+    from ruamel.yaml import YAML  # noqa: PLC0415
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError  # noqa: PLC0415
+    from ruamel.yaml.util import load_yaml_guess_indent  # noqa: PLC0415
+
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 1 << 16  # never fold a long line that was not folded
@@ -342,6 +341,8 @@ _YAML11_WORDS = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", 
 def _yaml_scalar(old: object, value: str) -> object:
     """The new value in the old value's quote style; a plain old value stays plain only when
     every YAML reader (1.1 and 1.2) reads the new one back as the same string."""
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, ScalarString  # noqa: PLC0415
+
     if isinstance(old, ScalarString):
         return type(old)(value)
     if _YAML_PLAIN.fullmatch(value) and value.lower() not in _YAML11_WORDS:
@@ -364,6 +365,10 @@ def yaml_mapping_indent(text: str) -> int:
 
 
 def _set_toml(text: str, values: Mapping[str, str], path: Path | str) -> str:
+    import tomlkit  # noqa: PLC0415 (see _set_yaml)
+    import tomlkit.exceptions  # noqa: PLC0415
+    import tomlkit.items  # noqa: PLC0415
+
     try:
         doc = tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as exc:

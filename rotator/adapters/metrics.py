@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Callable
@@ -166,7 +167,7 @@ class Metrics:
         "nothing wrong"; per account the orphan and pending-key gauges; the daemon's counters for
         every value of their closed label sets. Called at start and on each reload."""
         for name, account, sub_uid in keys:
-            self.keys.declare((name, account, str(sub_uid)))
+            self.keys.declare(_labels(name, account, sub_uid))
         seen = _label_sets(self.orphan_keys)
         for account in accounts:
             self.keys.declare_account(account)
@@ -186,7 +187,7 @@ class Metrics:
 
     def remove_key(self, key: str, account: str, sub_uid: int) -> None:
         """Drop a key's series when it leaves the config (SIGHUP), so no stale alert fires."""
-        self.keys.remove((key, account, str(sub_uid)))
+        self.keys.remove(_labels(key, account, sub_uid))
 
     def remove_account(self, account: str) -> None:
         """Drop an account's series when it leaves the config."""
@@ -230,7 +231,7 @@ class Metrics:
 
     def observe_handoff_failure(self, key: str, account: str, sub_uid: int, hook: str) -> None:
         """A hand-off hook failed (HookChains' on_failure)."""
-        self.keys.count_handoff_failure((key, account, str(sub_uid)), hook)
+        self.keys.count_handoff_failure(_labels(key, account, sub_uid), hook)
 
     def observe_request(self, obs: RequestObservation) -> None:
         """The Bybit client's observer: one HTTP attempt."""
@@ -304,7 +305,7 @@ _FAMILIES: tuple[tuple[str, str, str, str | None], ...] = (
     (
         "rotator_key_state",
         "gauge",
-        "1 for the key's current rotation state, 0 for the others.",
+        "1, labelled with the key's current rotation state (the other states have no series).",
         "state",
     ),
     (
@@ -343,6 +344,7 @@ _PENDING = (
     ),
 )
 _Samples = list[tuple[str | None, float]]
+_CHUNK_KEYS = 500  # keys rendered at once: 10,000 keys' biggest family is ~1 MB of text
 _go_float: Callable[[float], str] = floatToGoString  # client_python's own formatting, typed
 
 
@@ -401,10 +403,8 @@ class _Key:
             case 0 | 1 | 3:
                 v = (self.expiry, self.next_renewal, None, self.last_rotation)[family]
                 return [] if v is None else [(None, v)]
-            case 2:
-                if not self.state:
-                    return []
-                return [(s, 1.0 if s == self.state else 0.0) for s in KEY_STATES]
+            case 2:  # the current state only: one series per key, not one per state
+                return [(self.state, 1.0)] if self.state else []
             case 4:
                 return [(None, self.escalated)]
             case 5:
@@ -469,7 +469,7 @@ class KeySeries(Collector):
     def observe(self, reports: Iterable[KeyReport], *, count: bool) -> None:
         with self._lock:
             for k in reports:
-                row = self._keys.setdefault((k.name, k.account, str(k.sub_uid)), _Key())
+                row = self._keys.setdefault(_labels(k.name, k.account, k.sub_uid), _Key())
                 if _update(row, k, count=count):
                     self._changed()
 
@@ -518,11 +518,15 @@ class KeySeries(Collector):
             return self._deflated[1], crc, size
 
     def _chunks(self) -> Iterator[bytes]:
-        """The exposition text, one family at a time (the caller holds the lock)."""
+        """The exposition text, a family's lines of _CHUNK_KEYS keys at a time (the caller holds
+        the lock): what is rendered at once stays small however many keys there are."""
+        rows = list(self._keys.items())
         for i, (name, kind, doc, _) in enumerate(_FAMILIES):
             shown = f"{name}_total" if kind == "counter" else name
-            head = f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n"
-            yield (head + "".join(_lines(i, k, row) for k, row in self._keys.items())).encode()
+            yield f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n".encode()
+            for start in range(0, len(rows), _CHUNK_KEYS):
+                batch = rows[start : start + _CHUNK_KEYS]
+                yield "".join(_lines(i, k, row) for k, row in batch).encode()
         head = f"# HELP {_PENDING[0]} {_PENDING[1]}\n# TYPE {_PENDING[0]} gauge\n"
         yield (
             head
@@ -538,6 +542,12 @@ class KeySeries(Collector):
             if row.pending and account in counts:
                 counts[account] += 1
         return counts
+
+
+def _labels(key: str, account: str, sub_uid: int) -> tuple[str, str, str]:
+    """A key's label values, the account and sub UID interned: 10,000 keys share a few of them
+    instead of holding a copy each (0.5 MB at 10,000 keys)."""
+    return key, sys.intern(account), sys.intern(str(sub_uid))
 
 
 def _update(row: _Key, k: KeyReport, *, count: bool) -> bool:

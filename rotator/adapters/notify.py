@@ -238,7 +238,10 @@ class Notifier:
         self._held: dict[tuple[Kind, str], int] = {}
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[Notice, int] | None] = queue.Queue(QUEUE_SIZE)
-        self._client = httpx.Client(timeout=SEND_TIMEOUT_S, transport=transport)
+        # Made at the first delivery: an httpx.Client loads the CA bundle (1 to 3 MB of RSS),
+        # and a service with no channel never sends.
+        self._transport = transport
+        self._client: httpx.Client | None = None
         self._thread: threading.Thread | None = None
         self._master_sent: dict[tuple[str, float], int] = {}  # (account, expiry) -> threshold
         # Accounts whose master key has a [[tracked]] entry: its reminders replace the
@@ -309,7 +312,7 @@ class Notifier:
         """Send to every channel now (the background thread's work; tests call it directly)."""
         for channel in self.channels:
             try:
-                channel.send(notice, suppressed, self._client)
+                channel.send(notice, suppressed, self._http())
             except NotifyError as exc:
                 log.warning(
                     "notification.failed",
@@ -348,7 +351,16 @@ class Notifier:
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)
             thread.join(timeout_s)
-        self._client.close()
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=SEND_TIMEOUT_S, transport=self._transport)
+            return self._client
 
     def _outcome(self, channel: str, kind: Kind, outcome: str) -> None:
         if self._on_outcome is not None:

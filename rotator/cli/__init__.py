@@ -5,8 +5,10 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config (click's own usage er
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -28,6 +30,27 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# Installed libraries that structlog and httpx import whenever they can, for what the rotator never
+# uses (rich tracebacks: rotator/logs.py renders them plain; httpx's own command line): ~4 MB of
+# RSS in every process. Hidden while a command's module loads; the tables of `status` and `plan`
+# still import rich on a TTY (rotator/cli/output.py). tests/test_lazy_imports.py checks it.
+UNUSED_OPTIONAL = ("rich", "pygments")
+
+
+@contextlib.contextmanager
+def _hidden(names: tuple[str, ...]) -> Iterator[None]:
+    """Imports inside the block see `names` as not installed (those not yet imported)."""
+    hidden = [name for name in names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # how the import system blocks one
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002 (click API)
         return sorted(COMMANDS)
@@ -37,7 +60,9 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        with _hidden(UNUSED_OPTIONAL):
+            module = importlib.import_module(module_name)
+        command: click.Command = getattr(module, attr)
         return command
 
 

@@ -53,7 +53,7 @@ def test_key_and_account_series():
         == (NOW + timedelta(days=70)).timestamp()
     )
     assert get("rotator_key_state", L | {"state": "idle"}) == 1
-    assert get("rotator_key_state", L | {"state": "failed"}) == 0
+    assert get("rotator_key_state", L | {"state": "failed"}) is None  # the current state only
     assert get("rotator_key_last_rotation_timestamp_seconds", L) == NOW.timestamp()
     assert get("rotator_key_escalated", L) == 0
     assert get("rotator_rotation_attempts_total", L) == 1
@@ -272,14 +272,33 @@ def test_exposition_follows_every_change():
 
 
 def test_a_few_series_per_key():
-    """Per key: 5 gauges, 9 states and 2 counters without _created (issue 13: was 18)."""
+    """Per key: 5 gauges, the current state and 2 counters without _created (issue 13: was
+    18, then 16 with a series per state)."""
     m = fleet(10)
     m.remove_key("k1", "main", 2001)  # the only one with a hand-off failure
     lines = [
         line for line in m.exposition().decode().splitlines() if 'key="k3"' in line
     ]  # k3: idle, no failure
-    assert len(lines) == 16, lines
+    assert len(lines) == 8, lines
     assert not [line for line in lines if "_created" in line]
+
+
+def test_the_state_series_follows_the_current_state():
+    """One rotator_key_state series per key, the current state's: a change of state replaces
+    it (the old state's series is gone, not 0)."""
+    m = Metrics()
+    get = m.registry.get_sample_value
+    for state in ("idle", "failed", "awaiting_ack", "idle"):
+        m.observe(result(state=state))
+        shown = [
+            line
+            for line in m.exposition().decode().splitlines()
+            if line.startswith("rotator_key_state{")
+        ]
+        assert shown == [
+            f'rotator_key_state{{account="main",key="bot1",state="{state}",sub_uid="2001"}} 1.0'
+        ]
+        assert get("rotator_key_state", L | {"state": state}) == 1
 
 
 def test_a_reconcile_renders_the_scrape_ahead():

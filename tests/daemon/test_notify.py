@@ -196,3 +196,21 @@ def test_no_channels_is_silent():
     n = Notifier(build_channels(NotifyConfig()), min_interval=timedelta(0), clock=ManualClock(NOW))
     assert n.observe(failing(), NOW)
     n.close()
+
+
+def test_the_http_client_is_made_at_the_first_delivery(capture, tmp_path, monkeypatch):
+    """No channel, no httpx.Client (it loads the CA bundle: 1 to 3 MB of a daemon's RSS)."""
+    quiet = Notifier(
+        build_channels(NotifyConfig()), min_interval=timedelta(0), clock=ManualClock(NOW)
+    )
+    quiet.observe(failing(), NOW)
+    assert quiet._client is None
+    quiet.close()
+    n = notifier(capture, tmp_path, monkeypatch, types=("webhook",))
+    assert n._client is None
+    n.unreachable("vault", "connection refused")
+    assert n.flush()
+    assert n._client is not None
+    assert [r.json["kind"] for r in capture.received] == ["vault_unreachable"]
+    n.close()
+    assert n._client is None

@@ -17,8 +17,6 @@ import hmac
 from typing import TYPE_CHECKING
 
 import httpx
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from rotator.model import REDACTED, KeyKind
 
@@ -51,6 +49,10 @@ def sign_hmac(secret: str, message: str) -> str:
 
 def sign_rsa(private_key_pem: str, message: str) -> str:
     """SHA256withRSA (PKCS#1 v1.5) of `message`, standard base64."""
+    # Imported here: only RSA keys need cryptography (about 9 MB of RSS in every process).
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     except (ValueError, TypeError) as exc:
