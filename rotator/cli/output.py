@@ -8,6 +8,7 @@ Exit codes (rotator.cli): 0 ok, 1 runtime failure (Vault or Bybit unreachable, a
 
 from __future__ import annotations
 
+import enum
 import getpass
 import logging
 import os
@@ -27,8 +28,9 @@ from rotator.cli.common import EXIT_FAILURE, fail_usage
 from rotator.config import Config
 from rotator.durations import format_duration, parse_duration
 from rotator.errors import ConfigError, RotatorError
-from rotator.key_report import AccountReport, KeyReport
+from rotator.key_report import AccountReport, KeyReport, ReportState
 from rotator.progress import Observer, ignore
+from rotator.state import RotationReason
 
 # ------------------------------------------------------------------------------ errors
 
@@ -184,17 +186,40 @@ def days_left(expires_at: datetime | None, now: datetime) -> float | None:
 
 # ------------------------------------------------------------------------------ health
 
-HEALTHY = ("ok", "due", "in_flight")
+
+class KeyHealth(enum.StrEnum):
+    """What `rotator status` says of a key (its `health` column and JSON field)."""
+
+    OK = "ok"
+    DUE = "due"
+    IN_FLIGHT = "in_flight"
+    FAILING = "failing"  # the last step failed, or the key's account could not be read
+    ESCALATED = "escalated"  # past the latest safe moment with the rotation unfinished
+    EXPIRED = "expired"  # the active key is past its expiry
+
+    @property
+    def is_healthy(self) -> bool:
+        """False for the values that make `status` exit 1."""
+        return self in HEALTHY
+
+    @property
+    def is_failing(self) -> bool:
+        """The rotation failed or will not make it without a human."""
+        return self in (KeyHealth.FAILING, KeyHealth.ESCALATED)
+
+
+HEALTHY = frozenset({KeyHealth.OK, KeyHealth.DUE, KeyHealth.IN_FLIGHT})
 """Key health values that do not make `status` exit 1."""
 
-REASONS = {
-    "initial": "no key yet: the first one is created",
-    "expiring": "inside the renewal window before expiry",
-    "password_change": "the account password changed: keys created before it stop working",
-    "spec_changed": "the live key differs from the config (permissions, IPs or readOnly): "
-    "replaced by a key of the declared spec (on_drift = rotate)",
-    "active_missing": "the active key is gone from Bybit (deleted or expired)",
-    "forced": "forced by the operator",
+REASONS: dict[str, str] = {
+    RotationReason.INITIAL: "no key yet: the first one is created",
+    RotationReason.EXPIRING: "inside the renewal window before expiry",
+    RotationReason.PASSWORD_CHANGE: "the account password changed: keys created before it stop "
+    "working",
+    RotationReason.SPEC_CHANGED: "the live key differs from the config (permissions, IPs or "
+    "readOnly): replaced by a key of the declared spec (on_drift = rotate)",
+    RotationReason.ACTIVE_MISSING: "the active key is gone from Bybit (deleted or expired)",
+    RotationReason.FORCED: "forced by the operator",
 }
 
 
@@ -203,24 +228,19 @@ def explain(reason: str) -> str:
     return REASONS.get(reason, reason)
 
 
-def key_health(report: KeyReport, now: datetime) -> str:
-    """ok | due | in_flight | failing | escalated | expired.
-
-    failing: the last step failed, or Bybit/Vault could not be read for the key's account;
-    escalated: past the latest safe moment with the rotation unfinished; expired: the active key
-    is past its expiry. Those three make `status` exit 1.
-    """
-    if report.escalated or report.state == "escalated":
-        return "escalated"
-    if report.state == "failed" or report.last_error:
-        return "failing"
+def key_health(report: KeyReport, now: datetime) -> KeyHealth:
+    """Where the key stands for an operator (see KeyHealth)."""
+    if report.escalated or report.state == ReportState.ESCALATED:
+        return KeyHealth.ESCALATED
+    if report.state == ReportState.FAILED or report.last_error:
+        return KeyHealth.FAILING
     if report.expires_at is not None and report.expires_at <= now:
-        return "expired"
-    if report.state != "idle":
-        return "in_flight"
+        return KeyHealth.EXPIRED
+    if report.state != ReportState.IDLE:
+        return KeyHealth.IN_FLIGHT
     if report.next_at is not None and report.next_at <= now:
-        return "due"
-    return "ok"
+        return KeyHealth.DUE
+    return KeyHealth.OK
 
 
 def account_errors(accounts: Sequence[AccountReport]) -> list[str]:

@@ -118,7 +118,7 @@ def command(
                 ok = ok and good
         elif names:
             _print_due(result, now)
-            ok = not any(key_health(k, now) in ("failing", "escalated") for k in result)
+            ok = not any(key_health(k, now).is_failing for k in result)
             click.echo(
                 "rotate them now: rotator password-changed ... --rotate-now, or rotator "
                 "rotate NAME for each"

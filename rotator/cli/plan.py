@@ -28,7 +28,7 @@ from rotator.cli.output import (
     verbose_option,
 )
 from rotator.config import Config, describe_key_sets, managed_keys
-from rotator.key_report import KeyReport
+from rotator.key_report import KeyReport, ReportState
 from rotator.policy import (
     RotationPolicy,
     due_for_rotation,
@@ -36,6 +36,7 @@ from rotator.policy import (
     latest_safe_moment,
     renewal_moment,
 )
+from rotator.state import RotationReason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +54,7 @@ class PlannedStep:
 def plan_key(report: KeyReport, policy: RotationPolicy, now: datetime, at: datetime) -> PlannedStep:
     """Decide what a reconcile at `at` does with this key, from facts read at `now`."""
     name = report.name
-    if report.state == "failed" and report.next_at is None:
+    if report.state == ReportState.FAILED and report.next_at is None:
         # The key's account (or its record) could not be read: no facts, no plan.
         return PlannedStep(
             key=name,
@@ -67,7 +68,11 @@ def plan_key(report: KeyReport, policy: RotationPolicy, now: datetime, at: datet
         return _in_flight(report, now, at)
     if report.key_id is None:
         return PlannedStep(
-            key=name, action="create the first key", when=at, acts=True, reason=explain("initial")
+            key=name,
+            action="create the first key",
+            when=at,
+            acts=True,
+            reason=explain(RotationReason.INITIAL),
         )
     if report.expires_at is None:
         return PlannedStep(

@@ -39,7 +39,7 @@ def describe_outcome(report: KeyReport, vault_path: str, now: datetime) -> tuple
     """What happened and what happens next; False when the rotation failed."""
     health = key_health(report, now)
     key = short_key_id(report.key_id) if report.key_id else "-"
-    if health in ("failing", "escalated"):
+    if health.is_failing:
         retry = (
             f"; the next try is {fmt_relative(report.next_at, now)} ({fmt_time(report.next_at)})"
             if report.next_at

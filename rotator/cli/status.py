@@ -24,7 +24,6 @@ import click
 from rotator import wiring
 from rotator.cli.common import EXIT_FAILURE, EXIT_OK, config_option, load_config
 from rotator.cli.output import (
-    HEALTHY,
     account_errors,
     days_left,
     explain,
@@ -128,7 +127,7 @@ def status_json(
 def is_healthy(result: ReconcileResult, now: datetime, sources: tuple[Source, ...] = ()) -> bool:
     return (
         not account_errors(result.accounts)
-        and all(key_health(k, now) in HEALTHY for k in result.keys)
+        and all(key_health(k, now).is_healthy for k in result.keys)
         and not any(s.stale for s in sources)
     )
 
@@ -230,7 +229,7 @@ def print_status(result: ReconcileResult, now: datetime) -> None:
                 fingerprint(k.key_id) if k.key_id else "-",
                 fmt_time(k.expires_at),
                 "never" if left is None else f"{left:.1f}",
-                k.state if key_health(k, now) in HEALTHY else key_health(k, now),
+                k.state if key_health(k, now).is_healthy else key_health(k, now),
                 next_step,
                 explain(k.reason) or "-",
                 k.last_error or "-",

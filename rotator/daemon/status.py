@@ -9,15 +9,16 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from rotator.adapters.status_page import TrackedRow
-from rotator.key_report import KeyReport
+from rotator.key_report import KeyReport, ReportState
 from rotator.reminders import TrackedReport
 
 
 def bucket(report: KeyReport) -> str:
     """idle, failing (failed or escalated) or rotating (any other state)."""
-    if report.state == "idle":
+    if report.state == ReportState.IDLE:
         return "idle"
-    return "failing" if report.state in ("failed", "escalated") else "rotating"
+    failing = report.state in (ReportState.FAILED, ReportState.ESCALATED)
+    return "failing" if failing else "rotating"
 
 
 def status_line(reports: Iterable[KeyReport], next_due: tuple[str, datetime] | None) -> str:
