@@ -48,6 +48,7 @@ from rotator.model import (
     SubMember,
     fingerprint,
 )
+from rotator.testing.faults import Faults
 
 if TYPE_CHECKING:
     from rotator.clock import Clock
@@ -123,7 +124,7 @@ class MemoryExchange:
         self._accounts: dict[int, _Account] = {}
         self._keys: dict[str, _Key] = {}
         self._ids = itertools.count(16651283)
-        self._failures: dict[str, deque[RotatorError]] = {}
+        self._faults = Faults(OPERATIONS)
         self._lose_create_replies = 0
         self._tamper: deque[tuple[str, str]] = deque()
         self.calls: Counter[str] = Counter()
@@ -207,15 +208,12 @@ class MemoryExchange:
     # ------------------------------------------------------------------ faults and views
     def fail_next(self, operation: str, error: RotatorError, *, times: int = 1) -> None:
         """The next `times` calls of `operation` (one of OPERATIONS) raise `error`, do nothing."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}; one of {OPERATIONS}")
-        with self._lock:
-            self._failures.setdefault(operation, deque()).extend([error] * times)
+        self._faults.fail_next(operation, error, times=times)
 
     def clear_failures(self) -> None:
         """Drop every failure still waiting (Bybit answers again)."""
         with self._lock:
-            self._failures.clear()
+            self._faults.clear()
             self._lose_create_replies = 0
             self._tamper.clear()
 
@@ -373,9 +371,7 @@ class MemoryExchange:
     # ------------------------------------------------------------------ rules
     def _enter(self, operation: str) -> None:
         self.calls[operation] += 1
-        pending = self._failures.get(operation)
-        if pending:
-            raise pending.popleft()
+        self._faults.raise_next(operation)
 
     def _authenticate(self, creds: Credentials) -> _Key:
         key = self._keys.get(creds.api_key)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from rotator.errors import RotatorError, StoreConflict
 from rotator.ports import Versioned
+from rotator.testing.faults import Faults
 
 OPERATIONS = ("read", "read_version", "write", "destroy", "list", "ping")
 
@@ -49,7 +50,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
-        self._failures: dict[str, deque[RotatorError]] = {}
+        self._faults = Faults(OPERATIONS)
         self.operations: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ KeyStore
@@ -113,15 +114,12 @@ class MemoryStore:
 
     def fail_next(self, operation: str, error: RotatorError, *, times: int = 1) -> None:
         """The next `times` calls of `operation` (one of OPERATIONS) raise `error` instead."""
-        if operation not in OPERATIONS:
-            raise ValueError(f"unknown operation {operation!r}; one of {OPERATIONS}")
-        with self._lock:
-            self._failures.setdefault(operation, deque()).extend([error] * times)
+        self._faults.fail_next(operation, error, times=times)
 
     def clear_failures(self) -> None:
         """Drop every failure still waiting (Vault answers again)."""
         with self._lock:
-            self._failures.clear()
+            self._faults.clear()
 
     def paths(self) -> tuple[str, ...]:
         """Every path ever written, sorted."""
@@ -130,9 +128,7 @@ class MemoryStore:
 
     def _enter(self, operation: str) -> None:
         self.operations[operation] += 1
-        pending = self._failures.get(operation)
-        if pending:
-            raise pending.popleft()
+        self._faults.raise_next(operation)
 
 
 def _clean(path: str) -> str:
