@@ -1177,20 +1177,21 @@ def parse(text: str, *, source: str = "<config>", env: Mapping[str, str] | None 
         raise ConfigError(f"{source}: not valid TOML: {exc}. Fix the syntax at that spot") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         # e.g. an integer longer than Python's 4300-digit limit, or arrays nested 3,000 deep
-        raise ConfigError(
-            f"{source}: cannot read it as a config ({type(exc).__name__}: a value too large "
-            "or nested too deep); keep values short and nesting shallow"
-        ) from None
+        raise _too_large(source, exc) from None
     try:
         _refuse_inline_secrets(raw, text, source)
         return Config.model_validate(raw, context={"env": os.environ if env is None else env})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, text, source)) from None
     except (RecursionError, OverflowError) as exc:
-        raise ConfigError(
-            f"{source}: cannot read it as a config ({type(exc).__name__}: a value too large "
-            "or nested too deep); keep values short and nesting shallow"
-        ) from None
+        raise _too_large(source, exc) from None
+
+
+def _too_large(source: str, exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"{source}: cannot read it as a config ({type(exc).__name__}: a value too large "
+        "or nested too deep); keep values short and nesting shallow"
+    )
 
 
 def _refuse_inline_secrets(
