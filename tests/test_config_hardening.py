@@ -271,3 +271,14 @@ def test_fuzzed_config_through_rotator_check(tmp_path_factory, edits):
     assert result.exit_code == 2, (result.output, result.exception)
     assert "Traceback" not in result.output
     assert str(path) in result.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a = " + "[" * 5000 + "]" * 5000, "x = " + "9" * 5000],
+    ids=["nested-5000-deep", "5000-digit-integer"],
+)
+def test_a_monster_value_is_named_with_the_fix(text: str) -> None:
+    message = config_error(text, source="r.toml")
+    assert message.startswith("r.toml: cannot read it as a config (")
+    assert "keep values short and nesting shallow" in message
